@@ -1,0 +1,220 @@
+//! The contract between the host harness and the guest runner.
+//!
+//! The host writes a [`Plan`] as JSON into the initramfs (`/plan.json`). The guest runner executes
+//! it and sends [`Record`]s back over a dedicated serial line, one per line, each prefixed with
+//! [`RECORD_PREFIX`]. The console is never parsed for results: only this channel is.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the plan lives inside the guest.
+pub const PLAN_PATH: &str = "/plan.json";
+/// Where the BPF objects live inside the guest.
+pub const BPF_DIR: &str = "/bpf";
+/// The guest device of the results channel (QEMU's second serial port).
+pub const RESULTS_DEVICE: &str = "/dev/ttyS1";
+/// Marks a record line; anything else on the channel is a protocol error.
+pub const RECORD_PREFIX: &str = "@bpfh1 ";
+
+/// What the guest must do in one boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub scenario: String,
+    pub variant: String,
+    /// Only prove that the guest reaches user space (used to probe KVM), then power off.
+    #[serde(default)]
+    pub probe_only: bool,
+    pub programs: Vec<ProgramPlan>,
+}
+
+/// The BPF program types the runner can load and run with `BPF_PROG_TEST_RUN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgType {
+    /// `SEC("tc")`: BPF_PROG_TYPE_SCHED_CLS, run on a synthetic packet with `repeat`.
+    Tc,
+    /// `SEC("syscall")`: runs once per test run, timed through the kernel's BPF run-time statistics.
+    Syscall,
+}
+
+impl ProgType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgType::Tc => "tc",
+            ProgType::Syscall => "syscall",
+        }
+    }
+}
+
+/// One program to load and, if it loads, run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramPlan {
+    /// Unique label of this program in the scenario (used in every record about it).
+    pub id: String,
+    /// Object file name under [`BPF_DIR`].
+    pub object: String,
+    /// Program (function) name inside the object.
+    pub program: String,
+    pub prog_type: ProgType,
+    /// Test runs per sample (tc only; syscall programs always run once per sample).
+    pub repeat: u32,
+    /// Number of samples to take.
+    pub samples: u32,
+    /// Load only: do not run (for programs expected to be rejected or not runnable).
+    #[serde(default)]
+    pub load_only: bool,
+}
+
+/// How the guest measured a run's duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// `BPF_PROG_TEST_RUN`'s `duration`: the kernel's average per run over `repeat` runs.
+    TestRunDuration,
+    /// `bpf_prog_info.run_time_ns / run_cnt` deltas with `kernel.bpf_stats_enabled=1`.
+    BpfStats,
+}
+
+/// The verifier's answer for one program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Accepted,
+    Rejected {
+        /// errno returned by BPF_PROG_LOAD (positive).
+        errno: i32,
+        /// The verifier log (may be truncated by libbpf to its tail).
+        log: String,
+    },
+}
+
+/// Load-time facts about an accepted program, read from `bpf_prog_info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadInfo {
+    pub verified_insns: u32,
+    pub xlated_len: u32,
+    pub jited_len: u32,
+}
+
+/// A message from the guest runner to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// The runner started; sent first.
+    Hello {
+        kernel_release: String,
+        runner_version: String,
+    },
+    /// The verifier's verdict on a program.
+    Loaded {
+        id: String,
+        #[serde(flatten)]
+        verdict: Verdict,
+        #[serde(default)]
+        info: Option<LoadInfo>,
+    },
+    /// All samples of one program's runs.
+    Ran {
+        id: String,
+        /// Return value of the last run (every run of a sample must agree; see `retval_mismatch`).
+        retval: u32,
+        /// True when runs returned different values.
+        #[serde(default)]
+        retval_mismatch: bool,
+        timing: Timing,
+        /// Runs per sample.
+        repeat: u32,
+        /// Per-run duration of each sample, in guest nanoseconds (instructions under icount).
+        samples: Vec<u64>,
+    },
+    /// Something went wrong for a program (or for the whole run when `id` is None).
+    Error { id: Option<String>, message: String },
+    /// The plan ran to its end; the host treats a run without it as incomplete.
+    Done,
+}
+
+impl Record {
+    /// One line, prefix included, newline excluded.
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_string(self).expect("records always serialise");
+        format!("{RECORD_PREFIX}{json}")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("results channel line {line}: not a record (missing {RECORD_PREFIX:?} prefix): {text:?}")]
+    NotARecord { line: usize, text: String },
+    #[error("results channel line {line}: malformed record: {message}")]
+    Malformed { line: usize, message: String },
+}
+
+/// Decodes everything the guest sent. Serial lines may carry `\r`; empty lines are ignored.
+/// A final line without a newline is decoded only if complete (a cut-off tail is an error).
+pub fn decode_stream(text: &str) -> Result<Vec<Record>, DecodeError> {
+    let mut records = Vec::new();
+    for (index, raw) in text.split('\n').enumerate() {
+        let line = raw.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let line_no = index + 1;
+        let Some(json) = line.strip_prefix(RECORD_PREFIX) else {
+            return Err(DecodeError::NotARecord {
+                line: line_no,
+                text: line.chars().take(120).collect(),
+            });
+        };
+        let record = serde_json::from_str(json).map_err(|err| DecodeError::Malformed {
+            line: line_no,
+            message: err.to_string(),
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_the_line_encoding() {
+        let records = vec![
+            Record::Hello {
+                kernel_release: "6.12.117".into(),
+                runner_version: "0.1.0".into(),
+            },
+            Record::Loaded {
+                id: "p".into(),
+                verdict: Verdict::Rejected {
+                    errno: 22,
+                    log: "Unreleased reference id=2\nline two".into(),
+                },
+                info: None,
+            },
+            Record::Ran {
+                id: "p".into(),
+                retval: 7,
+                retval_mismatch: false,
+                timing: Timing::TestRunDuration,
+                repeat: 10,
+                samples: vec![83, 83],
+            },
+            Record::Done,
+        ];
+        let text: String = records.iter().map(|r| r.encode() + "\r\n").collect();
+        assert_eq!(decode_stream(&text).unwrap(), records);
+    }
+
+    #[test]
+    fn foreign_and_truncated_lines_are_errors_with_line_numbers() {
+        let good = Record::Done.encode();
+        let err = decode_stream(&format!("{good}\nhello\n")).unwrap_err();
+        assert!(matches!(err, DecodeError::NotARecord { line: 2, .. }));
+        let cut = &good[..good.len() - 3];
+        let err = decode_stream(&format!("{good}\n{cut}")).unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed { line: 2, .. }));
+    }
+}
