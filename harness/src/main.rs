@@ -1,1 +1,80 @@
-fn main() {}
+use clap::{Parser, Subcommand};
+use harness::run::{AccelChoice, Options};
+use harness::vm::Mode;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Builds patched Linux kernels, boots them in QEMU and compares how BPF reference-release
+/// designs behave and what they cost.
+#[derive(Parser)]
+#[command(name = "harness", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the host prerequisites and what is missing.
+    Doctor {
+        /// A kernel tree you already have (then Debian's linux-source is not needed).
+        #[arg(long)]
+        kernel_src: Option<PathBuf>,
+    },
+    /// Build every variant the scenario names, boot it, run the scenario and store the results.
+    Scenario {
+        /// The scenario file (YAML), e.g. scenarios/simple.yaml.
+        file: PathBuf,
+        /// Accelerator; `auto` proves KVM runs a guest before using it, else TCG.
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelChoice,
+        /// Measurement mode (default: icount under TCG, wallclock under KVM).
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
+        /// Allow wallclock mode under TCG; results are labelled as emulation timing.
+        #[arg(long)]
+        allow_emulated_wallclock: bool,
+        /// Use this kernel tree instead of Debian's linux-source-6.12 tarball.
+        #[arg(long)]
+        kernel_src: Option<PathBuf>,
+        /// Cache directory (default: $BPF_HARNESS_CACHE, else $XDG_CACHE_HOME/bpf-harness).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Where results are stored (default: results/ in the repository).
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Doctor { kernel_src } => {
+            let ok = harness::prereq::doctor(kernel_src.is_none());
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Scenario { file, accel, mode, allow_emulated_wallclock, kernel_src, cache_dir, results_dir } => {
+            let opts = Options {
+                accel,
+                mode,
+                allow_emulated_wallclock,
+                kernel_src,
+                cache_dir,
+                results_dir: results_dir.unwrap_or_else(|| harness::guestbuild::repo_root().join("results")),
+            };
+            let (result, path) = harness::run::run_scenario(&file, &opts)?;
+            println!("{}", harness::table::render(&result));
+            println!("results: {}", path.display());
+            Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}

@@ -102,10 +102,7 @@ pub struct LoadInfo {
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
     /// The runner started; sent first.
-    Hello {
-        kernel_release: String,
-        runner_version: String,
-    },
+    Hello { kernel_release: String, runner_version: String },
     /// The verifier's verdict on a program.
     Loaded {
         id: String,
@@ -161,15 +158,10 @@ pub fn decode_stream(text: &str) -> Result<Vec<Record>, DecodeError> {
         }
         let line_no = index + 1;
         let Some(json) = line.strip_prefix(RECORD_PREFIX) else {
-            return Err(DecodeError::NotARecord {
-                line: line_no,
-                text: line.chars().take(120).collect(),
-            });
+            return Err(DecodeError::NotARecord { line: line_no, text: line.chars().take(120).collect() });
         };
-        let record = serde_json::from_str(json).map_err(|err| DecodeError::Malformed {
-            line: line_no,
-            message: err.to_string(),
-        })?;
+        let record = serde_json::from_str(json)
+            .map_err(|err| DecodeError::Malformed { line: line_no, message: err.to_string() })?;
         records.push(record);
     }
     Ok(records)
@@ -182,16 +174,10 @@ mod tests {
     #[test]
     fn records_round_trip_through_the_line_encoding() {
         let records = vec![
-            Record::Hello {
-                kernel_release: "6.12.117".into(),
-                runner_version: "0.1.0".into(),
-            },
+            Record::Hello { kernel_release: "6.12.117".into(), runner_version: "0.1.0".into() },
             Record::Loaded {
                 id: "p".into(),
-                verdict: Verdict::Rejected {
-                    errno: 22,
-                    log: "Unreleased reference id=2\nline two".into(),
-                },
+                verdict: Verdict::Rejected { errno: 22, log: "Unreleased reference id=2\nline two".into() },
                 info: None,
             },
             Record::Ran {

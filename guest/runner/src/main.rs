@@ -1,1 +1,143 @@
-fn main() {}
+//! The guest's `/init` (PID 1): runs the plan in `/plan.json` and reports [`Record`]s over the
+//! results serial line, then reboots (QEMU's `-no-reboot` turns that into an exit).
+//!
+//! PID 1 must never die: a panicking or exiting init is a kernel panic. Every failure becomes an
+//! `Error` record, a panic included (the hook reports it, `catch_unwind` carries on).
+
+mod io;
+mod load;
+mod run;
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use bpfh_protocol::{Plan, ProgramPlan, Record, Verdict, PLAN_PATH, RESULTS_DEVICE};
+
+use crate::io::say;
+
+/// The program being handled, for the panic hook's record.
+static CURRENT: Mutex<Option<String>> = Mutex::new(None);
+
+fn set_current(id: Option<&str>) {
+    *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = id.map(str::to_owned);
+}
+
+fn main() {
+    panic::set_hook(Box::new(|info| {
+        let id = CURRENT.try_lock().ok().and_then(|id| id.clone());
+        let message = format!("guest runner panicked: {info}");
+        say(&message);
+        io::try_send(&Record::Error { id, message });
+    }));
+    // The hook has reported the panic; whatever happens, end the boot cleanly.
+    let completed = panic::catch_unwind(init).unwrap_or(false);
+    if completed {
+        io::send(&Record::Done);
+    }
+    say(if completed { "done" } else { "stopped early" });
+    io::reboot()
+}
+
+/// Returns whether the plan ran to its end (then `Done` is sent).
+fn init() -> bool {
+    let mount_errors = io::mount_pseudo_filesystems();
+    io::ensure_console();
+    if let Err(err) = io::open_results(RESULTS_DEVICE) {
+        say(&format!("{err:#}"));
+    }
+    io::send(&Record::Hello { kernel_release: io::kernel_release(), runner_version: env!("CARGO_PKG_VERSION").into() });
+    for message in mount_errors {
+        global_error(message);
+    }
+    if let Err(err) = io::enable_bpf_stats() {
+        // Only syscall programs need it: they will fail one by one.
+        global_error(format!("{err:#}"));
+    }
+    load::capture_libbpf_output();
+
+    let plan = match read_plan() {
+        Ok(plan) => plan,
+        Err(err) => {
+            global_error(format!("{err:#}"));
+            return false;
+        }
+    };
+    say(&format!(
+        "plan {}/{}: {} programs{}",
+        plan.scenario,
+        plan.variant,
+        plan.programs.len(),
+        if plan.probe_only { " (probe only)" } else { "" }
+    ));
+    if plan.probe_only {
+        return true;
+    }
+    for program in &plan.programs {
+        set_current(Some(&program.id));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| handle_program(program)));
+        set_current(None);
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                let message = format!("{err:#}");
+                say(&format!("{}: error: {message}", program.id));
+                io::send(&Record::Error { id: Some(program.id.clone()), message });
+            }
+            Err(_) => {} // reported by the panic hook
+        }
+    }
+    true
+}
+
+fn global_error(message: String) {
+    say(&format!("error: {message}"));
+    io::send(&Record::Error { id: None, message });
+}
+
+fn read_plan() -> Result<Plan> {
+    let text = std::fs::read_to_string(PLAN_PATH).with_context(|| format!("reading {PLAN_PATH}"))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {PLAN_PATH}"))
+}
+
+/// Load, report the verdict, run if asked, report the runs.
+fn handle_program(plan: &ProgramPlan) -> Result<()> {
+    let loaded = match load::load(plan)? {
+        load::Outcome::Rejected { errno, log } => {
+            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            say(&format!("{}: rejected, errno {errno}: {last}", plan.id));
+            io::send(&Record::Loaded { id: plan.id.clone(), verdict: Verdict::Rejected { errno, log }, info: None });
+            return Ok(());
+        }
+        load::Outcome::Accepted(loaded) => loaded,
+    };
+    let info = &loaded.info;
+    say(&format!(
+        "{}: accepted: {} insns verified, xlated {} B, jited {} B",
+        plan.id, info.verified_insns, info.xlated_len, info.jited_len
+    ));
+    io::send(&Record::Loaded { id: plan.id.clone(), verdict: Verdict::Accepted, info: Some(info.clone()) });
+    if plan.load_only {
+        return Ok(());
+    }
+
+    let runs = run::run(loaded.fd(), plan)?;
+    say(&format!(
+        "{}: ran {} x {}: retval {}{}, ns/run {:?}",
+        plan.id,
+        runs.samples.len(),
+        runs.repeat,
+        runs.retval,
+        if runs.retval_mismatch { " (MISMATCH)" } else { "" },
+        runs.samples
+    ));
+    io::send(&Record::Ran {
+        id: plan.id.clone(),
+        retval: runs.retval,
+        retval_mismatch: runs.retval_mismatch,
+        timing: runs.timing,
+        repeat: runs.repeat,
+        samples: runs.samples,
+    });
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Running a loaded program with `BPF_PROG_TEST_RUN` and timing it.
+//!
+//! - tc: the kernel runs the program `repeat` times on a synthetic packet and reports the average
+//!   duration per run (`duration`, ns): one sample per test run.
+//! - syscall: the kernel runs it once and rejects `repeat`/`duration`; a sample is the delta of
+//!   the program's BPF run-time statistics (`run_time_ns`, needs `kernel.bpf_stats_enabled=1`).
+//!
+//! Under QEMU's `-icount shift=0` a guest nanosecond is one guest instruction, so the samples
+//! are instruction counts and repeat exactly.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use anyhow::{bail, ensure, Context, Result};
+use bpfh_protocol::{ProgType, ProgramPlan, Timing};
+
+use crate::load::prog_info;
+
+/// The outcome of all samples of one program (the fields of `Record::Ran`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runs {
+    pub retval: u32,
+    pub retval_mismatch: bool,
+    pub timing: Timing,
+    /// Runs per sample.
+    pub repeat: u32,
+    pub samples: Vec<u64>,
+}
+
+pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
+    ensure!(plan.samples > 0, "the plan asks for 0 samples");
+    let (timing, repeat) = match plan.prog_type {
+        // The kernel runs a tc program at least once, whatever `repeat` says.
+        ProgType::Tc => (Timing::TestRunDuration, plan.repeat.max(1)),
+        ProgType::Syscall => (Timing::BpfStats, 1),
+    };
+    let packet = ipv4_udp_packet();
+    let mut retvals = Vec::with_capacity(plan.samples as usize);
+    let mut samples = Vec::with_capacity(plan.samples as usize);
+    for sample in 0..plan.samples {
+        let (retval, ns) = match plan.prog_type {
+            ProgType::Tc => run_tc(fd, &packet, repeat),
+            ProgType::Syscall => run_syscall(fd),
+        }
+        .with_context(|| format!("sample {sample}"))?;
+        retvals.push(retval);
+        samples.push(ns);
+    }
+    let (retval, retval_mismatch) = aggregate_retvals(&retvals);
+    Ok(Runs { retval, retval_mismatch, timing, repeat, samples })
+}
+
+/// One `BPF_PROG_TEST_RUN` of a tc program: (retval, average ns per run).
+fn run_tc(fd: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<(u32, u64)> {
+    let mut opts = test_run_opts();
+    opts.data_in = packet.as_ptr().cast();
+    opts.data_size_in = packet.len() as u32;
+    opts.repeat = i32::try_from(repeat).context("repeat too large")?;
+    test_run(fd, &mut opts)?;
+    Ok((opts.retval, u64::from(opts.duration)))
+}
+
+/// One `BPF_PROG_TEST_RUN` of a syscall program (no context): (retval, ns from BPF stats).
+fn run_syscall(fd: BorrowedFd<'_>) -> Result<(u32, u64)> {
+    let before = prog_info(fd)?;
+    let mut opts = test_run_opts();
+    test_run(fd, &mut opts)?;
+    let after = prog_info(fd)?;
+    let runs = after.run_cnt.wrapping_sub(before.run_cnt);
+    if runs != 1 {
+        bail!("BPF stats counted {runs} runs for one test run (is kernel.bpf_stats_enabled=1?)");
+    }
+    Ok((opts.retval, after.run_time_ns.wrapping_sub(before.run_time_ns)))
+}
+
+fn test_run_opts() -> libbpf_sys::bpf_test_run_opts {
+    libbpf_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        ..Default::default()
+    }
+}
+
+fn test_run(fd: BorrowedFd<'_>, opts: &mut libbpf_sys::bpf_test_run_opts) -> Result<()> {
+    // SAFETY: `opts` is sized and its data pointers, if any, outlive the call.
+    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(fd.as_raw_fd(), opts) };
+    if rc < 0 {
+        return Err(std::io::Error::from_raw_os_error(-rc)).context("BPF_PROG_TEST_RUN");
+    }
+    Ok(())
+}
+
+/// The retval to report (the last one) and whether the runs disagreed.
+fn aggregate_retvals(retvals: &[u32]) -> (u32, bool) {
+    let last = retvals.last().copied().unwrap_or(0);
+    (last, retvals.iter().any(|&r| r != last))
+}
+
+/// 64 bytes: Ethernet (14) + IPv4 (20, valid checksum) + UDP (8, no checksum) + 22 bytes payload,
+/// 10.0.0.1:12345 -> 10.0.0.2:8080.
+pub fn ipv4_udp_packet() -> [u8; 64] {
+    let mut p = [0u8; 64];
+    p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]); // destination MAC
+    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]); // source MAC
+    p[12..14].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
+    let ip = &mut p[14..34];
+    ip[0] = 0x45; // version 4, 5 words
+    ip[2..4].copy_from_slice(&50u16.to_be_bytes()); // total length: 20 + 8 + 22
+    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // don't fragment
+    ip[8] = 64; // TTL
+    ip[9] = 17; // UDP
+    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    let checksum = internet_checksum(ip);
+    ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+    let udp = &mut p[34..42];
+    udp[0..2].copy_from_slice(&12345u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&8080u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&30u16.to_be_bytes()); // 8 + 22
+    for (i, byte) in p[42..].iter_mut().enumerate() {
+        *byte = i as u8;
+    }
+    p
+}
+
+/// RFC 1071 ones' complement sum of 16-bit words (even length).
+fn internet_checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packet_is_a_well_formed_ipv4_udp_frame() {
+        let p = ipv4_udp_packet();
+        assert_eq!(p.len(), 64);
+        assert_eq!(&p[12..14], &[0x08, 0x00]);
+        // A header with its checksum in place sums to zero.
+        assert_eq!(internet_checksum(&p[14..34]), 0);
+        let total = u16::from_be_bytes([p[16], p[17]]) as usize;
+        assert_eq!(14 + total, p.len());
+        let udp_len = u16::from_be_bytes([p[38], p[39]]) as usize;
+        assert_eq!(34 + udp_len, p.len());
+    }
+
+    #[test]
+    fn checksum_matches_a_known_header() {
+        // The example from Wikipedia's "IPv4 header checksum" article.
+        let header = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
+        ];
+        assert_eq!(internet_checksum(&header), 0xb861);
+    }
+
+    #[test]
+    fn retvals_agree_or_are_flagged() {
+        assert_eq!(aggregate_retvals(&[0, 0, 0]), (0, false));
+        assert_eq!(aggregate_retvals(&[0, 2, 1]), (1, true));
+        assert_eq!(aggregate_retvals(&[7]), (7, false));
+    }
+}

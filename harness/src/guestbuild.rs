@@ -1,0 +1,134 @@
+//! Stage 5, guest: the static guest runner and the BPF objects, compiled against the variant's
+//! own BTF (vmlinux.h) and the kernel tree's own libbpf headers.
+
+use crate::cache::Cache;
+use crate::fsutil::{hash_parts, write_atomic};
+use crate::kbuild::KernelBuild;
+use crate::progress::{self, run_logged};
+use crate::source::KernelSource;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
+pub const BPF_CLANG: &str = "clang-19";
+
+/// The repository the harness was built from: guest sources and BPF programs live there.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent").to_path_buf()
+}
+
+pub fn bpf_source_dir() -> PathBuf {
+    repo_root().join("guest/bpf")
+}
+
+/// Builds the guest runner as a fully static binary (it is the guest's /init).
+pub fn build_runner() -> anyhow::Result<PathBuf> {
+    let root = repo_root();
+    let target_dir = root.join("target/guest");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--locked", "-p", "bpfh-guest-runner", "--target", GUEST_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("LIBBPF_SYS_LIBRARY_PATH", "/usr/lib/x86_64-linux-gnu");
+    run_logged("guest", "building the static guest runner", &mut cmd, &target_dir.join("build.log"))?;
+    let runner = target_dir.join(GUEST_TARGET).join("release/bpfh-guest-runner");
+    anyhow::ensure!(runner.is_file(), "guest runner not found at {} after the build", runner.display());
+    Ok(runner)
+}
+
+/// libbpf's BPF-side headers (bpf_helpers.h, generated bpf_helper_defs.h, ...) installed from
+/// the kernel tree, once per tree.
+fn libbpf_headers(cache: &Cache, source: &KernelSource) -> anyhow::Result<PathBuf> {
+    let id = format!("{}@{}", source.version, source.path.display());
+    let dir = cache.tools().join(format!("libbpf-headers-{}", &hash_parts([("src", id.as_bytes())])[..16]));
+    let include = dir.join("include");
+    if include.join("bpf/bpf_helper_defs.h").is_file() {
+        return Ok(include);
+    }
+    let staging = dir.join(format!("staging-{}", std::process::id()));
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(source.path.join("tools/lib/bpf"))
+        .arg(format!("OUTPUT={}/", staging.join("out").display()))
+        .arg(format!("DESTDIR={}", staging.join("dest").display()))
+        .arg("prefix=")
+        .arg("install_headers");
+    std::fs::create_dir_all(staging.join("out"))?;
+    run_logged("guest", "installing libbpf headers from the kernel tree", &mut make, &dir.join("install.log"))?;
+    std::fs::rename(staging.join("dest/include"), &include).context("moving libbpf headers into place")?;
+    std::fs::remove_dir_all(&staging)?;
+    Ok(include)
+}
+
+/// Dumps vmlinux.h from the variant's BTF (Debian's bpftool writes no kfunc prototypes: the
+/// programs declare the kfuncs they use in guest/bpf/kfuncs.h).
+fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow::Result<()> {
+    let header = include_dir.join("vmlinux.h");
+    if header.is_file() {
+        return Ok(());
+    }
+    let out = Command::new("bpftool")
+        .args(["btf", "dump", "file"])
+        .arg(&kernel.vmlinux)
+        .args(["format", "c"])
+        .output()
+        .context("running bpftool")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "bpftool btf dump file {} failed: {}",
+        kernel.vmlinux.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write_atomic(&header, &out.stdout)?;
+    Ok(())
+}
+
+/// Compiles `objects` (names of guest/bpf/<name>.bpf.c) for one variant; returns name -> object file.
+pub fn build_bpf_objects(
+    cache: &Cache,
+    source: &KernelSource,
+    kernel: &KernelBuild,
+    objects: &[String],
+) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let libbpf_include = libbpf_headers(cache, source)?;
+    let out_dir = kernel.objdir.join("bpf");
+    let gen_include = out_dir.join("include");
+    std::fs::create_dir_all(&gen_include)?;
+    vmlinux_header(kernel, &gen_include)?;
+    let src_dir = bpf_source_dir();
+    let mut built = BTreeMap::new();
+    for name in objects {
+        let src = src_dir.join(format!("{name}.bpf.c"));
+        let obj = out_dir.join(format!("{name}.bpf.o"));
+        progress::phase(&kernel.variant, &format!("compiling {}", src.display()));
+        let out = Command::new(BPF_CLANG)
+            .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall"])
+            .arg("-I")
+            .arg(&gen_include)
+            .arg("-I")
+            .arg(&libbpf_include)
+            .arg("-I")
+            .arg(&src_dir)
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .output()
+            .with_context(|| format!("running {BPF_CLANG}"))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{} does not compile against {}'s vmlinux.h:\n{}",
+            src.display(),
+            kernel.variant,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        built.insert(name.clone(), obj);
+    }
+    Ok(built)
+}

@@ -1,0 +1,196 @@
+//! Stages 2 to 4, patch -> configure -> build: one out-of-tree kernel build per variant, keyed by
+//! everything that decides its output, and reused when nothing changed.
+
+use crate::cache::Cache;
+use crate::fsutil::{hash_parts, write_atomic};
+use crate::kconfig::{self, Fragment};
+use crate::patch;
+use crate::progress::{self, run_logged};
+use crate::source::KernelSource;
+use crate::variant::Variant;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Marks a finished build; written last, so an interrupted build is never taken as complete.
+const COMPLETE_STAMP: &str = "build-complete.json";
+
+/// What a finished kernel build offers the later stages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KernelBuild {
+    pub variant: String,
+    pub kernel_version: String,
+    /// The (patched) source tree the build used.
+    pub tree: PathBuf,
+    pub objdir: PathBuf,
+    /// vmlinux with its BTF, for vmlinux.h.
+    pub vmlinux: PathBuf,
+    /// vmlinux without debug info (BTF kept): what QEMU boots through the PVH entry.
+    pub boot_image: PathBuf,
+    pub build_key: String,
+    pub patch_hash: String,
+    pub config_hash: String,
+    pub compiler: String,
+    pub log: PathBuf,
+    /// Seconds the kernel build took when it was made (not when reused).
+    pub build_seconds: f64,
+}
+
+/// Identity of a source tree after patching: version, where it came from, the patches' bytes.
+fn tree_key(source: &KernelSource, variant: &Variant) -> anyhow::Result<(String, String)> {
+    let mut patch_bytes = Vec::new();
+    for p in &variant.patches {
+        let bytes = std::fs::read(p).with_context(|| format!("patch {}: cannot read", p.display()))?;
+        patch_bytes.push((p.file_name().unwrap_or_default().to_string_lossy().into_owned(), bytes));
+    }
+    let patch_hash = hash_parts(patch_bytes.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    let source_id = format!("{}@{}", source.version, source.path.display());
+    let tree_hash = hash_parts([("source", source_id.as_bytes()), ("patches", patch_hash.as_bytes())]);
+    Ok((tree_hash, patch_hash))
+}
+
+/// The source tree for a variant: the pristine tree itself when there are no patches, otherwise a
+/// hard-linked copy with the series applied (patch replaces the files it changes, so the pristine
+/// tree is never modified).
+fn patched_tree(cache: &Cache, source: &KernelSource, variant: &Variant, tree_hash: &str) -> anyhow::Result<PathBuf> {
+    if variant.patches.is_empty() {
+        return Ok(source.path.clone());
+    }
+    let tree = cache.trees().join(format!("{}-{}", variant.name, &tree_hash[..16]));
+    if tree.join("Makefile").exists() {
+        return Ok(tree);
+    }
+    let staging = cache.trees().join(format!(".staging-{}-{}", variant.name, std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir_all(cache.trees())?;
+    progress::phase(&variant.name, &format!("applying {} patches", variant.patches.len()));
+    let status = Command::new("cp").arg("-al").arg(&source.path).arg(&staging).status()?;
+    anyhow::ensure!(status.success(), "cp -al {} {} failed", source.path.display(), staging.display());
+    if let Err(err) = patch::apply_series(&staging, &variant.patches) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(anyhow::Error::new(err).context(format!("variant {}", variant.name)));
+    }
+    std::fs::rename(&staging, &tree)?;
+    Ok(tree)
+}
+
+fn compiler_version() -> anyhow::Result<String> {
+    let out = Command::new("gcc").arg("--version").output().context("gcc --version")?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+}
+
+/// Resolves the variant's config (tinyconfig + fragments), cached by tree and fragment contents.
+fn resolve_config(
+    cache: &Cache,
+    tree: &Path,
+    tree_hash: &str,
+    variant: &Variant,
+    fragments: &[Fragment],
+    fragment_bytes: &[u8],
+) -> anyhow::Result<PathBuf> {
+    let key = hash_parts([("tree", tree_hash.as_bytes()), ("fragments", fragment_bytes)]);
+    let dir = cache.configs().join(format!("{}-{}", variant.name, &key[..16]));
+    let resolved = dir.join("resolved.config");
+    if resolved.exists() {
+        return Ok(resolved);
+    }
+    progress::phase(&variant.name, "configuring (tinyconfig + fragments + olddefconfig)");
+    let work = dir.join("work");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    kconfig::configure(tree, &work, fragments, &dir.join("configure.log"))
+        .with_context(|| format!("configuring variant {}", variant.name))?;
+    let config = std::fs::read(work.join(".config"))?;
+    write_atomic(&resolved, &config)?;
+    std::fs::remove_dir_all(&work)?;
+    Ok(resolved)
+}
+
+/// Builds (or reuses) the kernel for `variant`.
+pub fn build(
+    cache: &Cache,
+    source: &KernelSource,
+    variant: &Variant,
+    base_fragment: &Path,
+) -> anyhow::Result<KernelBuild> {
+    let (tree_hash, patch_hash) = tree_key(source, variant)?;
+    let tree = patched_tree(cache, source, variant, &tree_hash)?;
+
+    let mut fragment_paths = vec![base_fragment.to_path_buf()];
+    fragment_paths.extend(variant.config_fragment.clone());
+    let mut fragments = Vec::new();
+    let mut fragment_bytes = Vec::new();
+    for path in &fragment_paths {
+        fragments.push(Fragment::load(path)?);
+        fragment_bytes.extend(std::fs::read(path)?);
+    }
+    let resolved = resolve_config(cache, &tree, &tree_hash, variant, &fragments, &fragment_bytes)?;
+    let config = std::fs::read(&resolved)?;
+    let config_hash = hash_parts([("config", config.as_slice())]);
+    let compiler = compiler_version()?;
+    let build_key = hash_parts([
+        ("version", source.version.as_bytes()),
+        ("tree", tree_hash.as_bytes()),
+        ("config", config_hash.as_bytes()),
+        ("compiler", compiler.as_bytes()),
+    ]);
+    let objdir = cache.builds().join(format!("{}-{}", variant.name, &build_key[..16]));
+    let stamp = objdir.join(COMPLETE_STAMP);
+    if let Ok(text) = std::fs::read_to_string(&stamp) {
+        if let Ok(done) = serde_json::from_str::<KernelBuild>(&text) {
+            if done.boot_image.exists() && done.vmlinux.exists() {
+                progress::phase(&variant.name, &format!("reusing kernel build {}", objdir.display()));
+                return Ok(done);
+            }
+        }
+    }
+
+    std::fs::create_dir_all(&objdir)?;
+    let dot_config = objdir.join(".config");
+    if std::fs::read(&dot_config).ok().as_deref() != Some(config.as_slice()) {
+        std::fs::write(&dot_config, &config)?;
+    }
+    // Fragments must have stuck in this very tree: re-verify the config the build will use.
+    kconfig::verify(&fragments, &String::from_utf8_lossy(&config))
+        .map_err(|e| anyhow::anyhow!("variant {}: {e}", variant.name))?;
+
+    let log = objdir.join("build.log");
+    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mut make = Command::new("make");
+    make.arg("-C").arg(&tree).arg(format!("O={}", objdir.display())).arg(format!("-j{jobs}")).arg("vmlinux");
+    if crate::prereq::has_ccache() {
+        // Paths differ between variants' trees and objdirs; hashing relative paths lets them share.
+        make.arg("CC=ccache gcc")
+            .env("CCACHE_DIR", cache.ccache())
+            .env("CCACHE_BASEDIR", cache.root())
+            .env("CCACHE_NOHASHDIR", "1");
+    }
+    let elapsed = run_logged(&variant.name, "building vmlinux", &mut make, &log)?;
+
+    let vmlinux = objdir.join("vmlinux");
+    let boot_image = objdir.join("vmlinux.boot");
+    let status = Command::new("objcopy").arg("--strip-debug").arg(&vmlinux).arg(&boot_image).status()?;
+    anyhow::ensure!(status.success(), "objcopy --strip-debug {} failed", vmlinux.display());
+
+    let done = KernelBuild {
+        variant: variant.name.clone(),
+        kernel_version: source.version.clone(),
+        tree,
+        objdir: objdir.clone(),
+        vmlinux,
+        boot_image,
+        build_key,
+        patch_hash,
+        config_hash,
+        compiler,
+        log,
+        build_seconds: elapsed.as_secs_f64(),
+    };
+    write_atomic(&stamp, serde_json::to_string_pretty(&done)?.as_bytes())?;
+    Ok(done)
+}

@@ -1,0 +1,337 @@
+//! Runs one scenario on its variants: wires the stages together, one variant at a time, so that a
+//! failing guest loses nothing that another variant produced.
+
+use crate::cache::Cache;
+use crate::guestbuild;
+use crate::image::Initramfs;
+use crate::kbuild::{self, KernelBuild};
+use crate::progress;
+use crate::results::{self, Provenance, RunResult, ScenarioInfo, VariantResult};
+use crate::scenario::{Expectation, ExpectedVerdict, ProgramSpec, Scenario};
+use crate::source::{self, KernelSource};
+use crate::variant::Variant;
+use crate::vm::{self, Accel, BootSpec, Mode};
+use bpfh_protocol::{Plan, ProgType, ProgramPlan, BPF_DIR, PLAN_PATH};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Object holding the empty programs that show a run's fixed cost.
+const EMPTY_OBJECT: &str = "empty";
+/// A KVM guest reaches user space in about a second; one that has not after this has failed
+/// (on hosts with broken nested virtualisation it hangs rather than erroring).
+const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelChoice {
+    /// KVM if a guest really runs under it, otherwise TCG (with a warning).
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub accel: AccelChoice,
+    pub mode: Option<Mode>,
+    pub allow_emulated_wallclock: bool,
+    pub kernel_src: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub results_dir: PathBuf,
+}
+
+pub fn variants_root() -> PathBuf {
+    guestbuild::repo_root().join("kernel-config/variants")
+}
+
+pub fn base_fragment() -> PathBuf {
+    guestbuild::repo_root().join("kernel-config/base.config")
+}
+
+/// The variants a scenario names, or every defined variant.
+fn select_variants(scenario: &Scenario) -> anyhow::Result<Vec<Variant>> {
+    let all = Variant::discover(&variants_root())?;
+    let Some(names) = &scenario.variants else { return Ok(all) };
+    names
+        .iter()
+        .map(|name| {
+            all.iter().find(|v| &v.name == name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "{}: unknown variant {name:?} (defined under {}: {})",
+                    scenario.path.display(),
+                    variants_root().display(),
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// The scenario's programs plus, for each program type it uses, an empty program of that type
+/// (unless it has one), so the fixed cost of a run is measured in the same boot and shown.
+fn programs_with_fixed_cost_references(scenario: &Scenario) -> Vec<(ProgramSpec, bool)> {
+    let mut programs: Vec<(ProgramSpec, bool)> = scenario.programs.iter().map(|p| (p.clone(), false)).collect();
+    let mut types: Vec<ProgType> = Vec::new();
+    for p in &scenario.programs {
+        if !types.contains(&p.prog_type) {
+            types.push(p.prog_type);
+        }
+    }
+    for ty in types {
+        let has_empty = scenario.programs.iter().any(|p| p.object == EMPTY_OBJECT && p.prog_type == ty);
+        let first = scenario.programs.iter().find(|p| p.prog_type == ty).expect("type comes from a program");
+        if !has_empty {
+            let name = format!("empty_{}", ty.as_str());
+            programs.push((
+                ProgramSpec {
+                    id: name.clone(),
+                    object: EMPTY_OBJECT.into(),
+                    program: name,
+                    prog_type: ty,
+                    repeat: first.repeat,
+                    samples: first.samples,
+                    expect: Expectation { verdict: ExpectedVerdict::Accept, message: None, retval: Some(0) },
+                    line: 0,
+                },
+                true,
+            ));
+        }
+    }
+    programs
+}
+
+fn plan_for(scenario: &Scenario, variant: &str, programs: &[(ProgramSpec, bool)]) -> Plan {
+    Plan {
+        scenario: scenario.name.clone(),
+        variant: variant.into(),
+        probe_only: false,
+        programs: programs
+            .iter()
+            .map(|(p, _)| ProgramPlan {
+                id: p.id.clone(),
+                object: format!("{}.bpf.o", p.object),
+                program: p.program.clone(),
+                prog_type: p.prog_type,
+                repeat: p.repeat,
+                samples: p.samples,
+                load_only: p.expect.verdict == ExpectedVerdict::Reject,
+            })
+            .collect(),
+    }
+}
+
+/// Stage 5b, image: the runner as /init, the BPF objects and the plan.
+fn write_image(path: &Path, runner: &Path, objects: &[(String, PathBuf)], plan: &Plan) -> anyhow::Result<()> {
+    let mut image = Initramfs::new();
+    image.add_file("init", 0o755, std::fs::read(runner)?);
+    image.add_char_dev("dev/console", 0o600, 5, 1);
+    for dir in ["proc", "sys"] {
+        image.add_dir(dir, 0o755);
+    }
+    let bpf_dir = BPF_DIR.trim_start_matches('/');
+    for (name, obj) in objects {
+        image.add_file(&format!("{bpf_dir}/{name}"), 0o644, std::fs::read(obj)?);
+    }
+    image.add_file(PLAN_PATH.trim_start_matches('/'), 0o644, serde_json::to_vec_pretty(plan)?);
+    image.write(path)?;
+    Ok(())
+}
+
+/// Decides the accelerator: `auto` boots the first kernel under KVM to prove it works.
+fn choose_accel(choice: AccelChoice, kernel: &KernelBuild, runner: &Path) -> anyhow::Result<Accel> {
+    match choice {
+        AccelChoice::Tcg => Ok(Accel::Tcg),
+        AccelChoice::Kvm => {
+            anyhow::ensure!(vm::kvm_device_usable(), "--accel kvm: /dev/kvm cannot be opened read-write");
+            Ok(Accel::Kvm)
+        }
+        AccelChoice::Auto if !vm::kvm_device_usable() => {
+            eprintln!("warning: no usable /dev/kvm; using TCG (emulation)");
+            Ok(Accel::Tcg)
+        }
+        AccelChoice::Auto => {
+            let workdir = kernel.objdir.join("kvm-probe");
+            let initrd = workdir.join("initramfs.cpio");
+            let plan = Plan {
+                scenario: "kvm-probe".into(),
+                variant: kernel.variant.clone(),
+                probe_only: true,
+                programs: vec![],
+            };
+            write_image(&initrd, runner, &[], &plan)?;
+            progress::phase(&kernel.variant, "probing whether KVM really runs a guest");
+            let outcome = vm::boot(&BootSpec {
+                accel: Accel::Kvm,
+                mode: Mode::Wallclock,
+                kernel: kernel.boot_image.clone(),
+                initrd,
+                workdir,
+                boot_timeout: KVM_PROBE_TIMEOUT,
+                run_timeout: KVM_PROBE_TIMEOUT,
+            })?;
+            match outcome.failure {
+                None => Ok(Accel::Kvm),
+                Some(failure) => {
+                    let why = failure.to_string();
+                    let first =
+                        why.lines().find(|l| l.contains("KVM")).unwrap_or_else(|| why.lines().next().unwrap_or(""));
+                    eprintln!(
+                        "warning: /dev/kvm exists but a guest does not run under it ({first}); falling back to TCG (emulation). Probe console: {}",
+                        outcome.console_log.display()
+                    );
+                    Ok(Accel::Tcg)
+                }
+            }
+        }
+    }
+}
+
+fn choose_mode(accel: Accel, requested: Option<Mode>, allow_emulated_wallclock: bool) -> anyhow::Result<Mode> {
+    match (accel, requested) {
+        (Accel::Tcg, None | Some(Mode::Icount)) => Ok(Mode::Icount),
+        (Accel::Kvm, None | Some(Mode::Wallclock)) => Ok(Mode::Wallclock),
+        (Accel::Kvm, Some(Mode::Icount)) => {
+            anyhow::bail!("--mode icount needs TCG (instruction counting is a TCG feature): add --accel tcg")
+        }
+        (Accel::Tcg, Some(Mode::Wallclock)) if allow_emulated_wallclock => Ok(Mode::Wallclock),
+        (Accel::Tcg, Some(Mode::Wallclock)) => anyhow::bail!(
+            "--mode wallclock under TCG would report emulation artefacts as timings; use icount, or pass --allow-emulated-wallclock to get them labelled as emulation timing"
+        ),
+    }
+}
+
+fn measurement(accel: Accel, mode: Mode) -> String {
+    match (accel, mode) {
+        (_, Mode::Icount) => "icount: TCG with -icount shift=0,sleep=off; each duration is a deterministic count of guest instructions per run (the guest clock advances 1 ns per instruction), not time".into(),
+        (Accel::Kvm, Mode::Wallclock) => "wallclock: KVM; guest nanoseconds per run as the guest kernel measured them".into(),
+        (Accel::Tcg, Mode::Wallclock) => "EMULATION TIMING: wall-clock nanoseconds under TCG; emulation artefacts, not real costs".into(),
+    }
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git").arg("-C").arg(guestbuild::repo_root()).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn host_cpu() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Builds, boots and measures every variant of the scenario; stores and returns the result.
+pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(RunResult, PathBuf)> {
+    crate::prereq::ensure(opts.kernel_src.is_none())?;
+    let scenario = Scenario::load(scenario_path, &guestbuild::bpf_source_dir())?;
+    let variants = select_variants(&scenario)?;
+    let cache = Cache::resolve(opts.cache_dir.as_deref())?;
+    let source: KernelSource = source::prepare(&cache, opts.kernel_src.as_deref())?;
+    let programs = programs_with_fixed_cost_references(&scenario);
+    let mut object_names: Vec<String> = programs.iter().map(|(p, _)| p.object.clone()).collect();
+    object_names.sort();
+    object_names.dedup();
+
+    let runner = guestbuild::build_runner()?;
+    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    let now = chrono::Utc::now();
+    let stamp = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &commit[..commit.len().min(12)]);
+    let run_dir = opts.results_dir.join(&scenario.name).join(&stamp);
+
+    let mut setting: Option<(Accel, Mode)> = None;
+    let mut results = Vec::new();
+    for (index, variant) in variants.iter().enumerate() {
+        progress::phase(
+            &variant.name,
+            &format!("variant {} of {}: {}", index + 1, variants.len(), variant.description),
+        );
+        let kernel = kbuild::build(&cache, &source, variant, &base_fragment())?;
+        let (accel, mode) = match setting {
+            Some(s) => s,
+            None => {
+                let accel = choose_accel(opts.accel, &kernel, &runner)?;
+                let mode = choose_mode(accel, opts.mode, opts.allow_emulated_wallclock)?;
+                *setting.insert((accel, mode))
+            }
+        };
+        let objects = guestbuild::build_bpf_objects(&cache, &source, &kernel, &object_names)?;
+        let objects: Vec<(String, PathBuf)> = objects.into_iter().map(|(n, p)| (format!("{n}.bpf.o"), p)).collect();
+        let plan = plan_for(&scenario, &variant.name, &programs);
+        let workdir = run_dir.join(&variant.name);
+        let initrd = kernel.objdir.join("run").join(format!("{}.cpio", scenario.name));
+        write_image(&initrd, &runner, &objects, &plan)?;
+        progress::phase(
+            &variant.name,
+            &format!("booting ({accel:?}, {mode:?}) and running {} programs", plan.programs.len()),
+        );
+        let outcome = vm::boot(&BootSpec {
+            accel,
+            mode,
+            kernel: kernel.boot_image.clone(),
+            initrd,
+            workdir,
+            boot_timeout: scenario.boot_timeout,
+            run_timeout: scenario.run_timeout,
+        })?;
+        if let Some(failure) = &outcome.failure {
+            eprintln!("[{}] guest failed: {failure}\nconsole: {}", variant.name, outcome.console_log.display());
+        }
+        results.push(VariantResult {
+            name: variant.name.clone(),
+            description: variant.description.clone(),
+            kernel_version: kernel.kernel_version.clone(),
+            build_key: kernel.build_key.clone(),
+            patch_hash: kernel.patch_hash.clone(),
+            config_hash: kernel.config_hash.clone(),
+            compiler: kernel.compiler.clone(),
+            boot_seconds: outcome.boot_seconds,
+            console_log: outcome.console_log.clone(),
+            complete: outcome.failure.is_none(),
+            failure: outcome.failure.clone(),
+            guest_errors: results::global_errors(&outcome.records),
+            programs: programs.iter().map(|(p, fixed)| results::evaluate(p, *fixed, &outcome.records, mode)).collect(),
+        });
+    }
+    let (accel, mode) = setting.unwrap_or((Accel::Tcg, Mode::Icount));
+    let run = RunResult {
+        schema_version: results::SCHEMA_VERSION,
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            file: scenario_path.to_path_buf(),
+        },
+        provenance: Provenance {
+            date: now.to_rfc3339(),
+            harness_commit: commit,
+            harness_dirty: dirty,
+            host_cpu: host_cpu(),
+            qemu_version: vm::qemu_version(),
+            accel,
+            mode,
+            unit: mode.unit().into(),
+            measurement: measurement(accel, mode),
+        },
+        variants: results,
+    };
+    let path = run.store(&opts.results_dir, &stamp)?;
+    Ok((run, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icount_is_refused_under_kvm_and_emulated_wallclock_needs_consent() {
+        assert_eq!(choose_mode(Accel::Tcg, None, false).unwrap(), Mode::Icount);
+        assert_eq!(choose_mode(Accel::Kvm, None, false).unwrap(), Mode::Wallclock);
+        assert!(choose_mode(Accel::Kvm, Some(Mode::Icount), false).is_err());
+        assert!(choose_mode(Accel::Tcg, Some(Mode::Wallclock), false).is_err());
+        assert_eq!(choose_mode(Accel::Tcg, Some(Mode::Wallclock), true).unwrap(), Mode::Wallclock);
+        assert!(measurement(Accel::Tcg, Mode::Wallclock).starts_with("EMULATION"));
+    }
+}

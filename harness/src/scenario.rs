@@ -1,0 +1,535 @@
+//! The scenario file: which BPF programs to load and run, on which variants, and what the verifier
+//! and the runs are expected to do. Every mistake in a file is reported as `file:line:column`.
+
+use bpfh_protocol::ProgType;
+use serde::Deserialize;
+use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const DEFAULT_BOOT_TIMEOUT_S: u64 = 120;
+const DEFAULT_RUN_TIMEOUT_S: u64 = 600;
+const DEFAULT_REPEAT: u32 = 1000;
+const DEFAULT_SAMPLES: u32 = 5;
+
+/// A validated scenario: defaults applied, every program's BPF source known to exist.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: String,
+    /// The variants to run; `None` means every defined variant.
+    pub variants: Option<Vec<String>>,
+    pub boot_timeout: Duration,
+    pub run_timeout: Duration,
+    pub programs: Vec<ProgramSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSpec {
+    /// Unique in the scenario; labels the program in plans, records and results.
+    pub id: String,
+    /// Stem of the BPF source `<bpf_source_dir>/<object>.bpf.c`.
+    pub object: String,
+    /// Function (program) name inside the object.
+    pub program: String,
+    pub prog_type: ProgType,
+    /// Test runs per sample; always 1 for syscall programs.
+    pub repeat: u32,
+    pub samples: u32,
+    pub expect: Expectation,
+    /// Line of the program's entry in the scenario file (0 for programs the harness adds).
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    pub verdict: ExpectedVerdict,
+    /// Text the verifier log must contain (reject only).
+    pub message: Option<String>,
+    /// Return value every run must produce (accept only).
+    pub retval: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedVerdict {
+    #[default]
+    Accept,
+    Reject,
+}
+
+/// What is wrong with a scenario file, and where.
+#[derive(Debug)]
+pub struct ScenarioError {
+    path: PathBuf,
+    /// Line and column, when the mistake has a place in the file.
+    position: Option<(u64, u64)>,
+    message: String,
+}
+
+impl ScenarioError {
+    fn at(path: &Path, location: Location, message: impl Into<String>) -> Self {
+        // serde-saphyr marks "no location" with line 0.
+        let position = (location.line() != 0).then(|| (location.line(), location.column()));
+        ScenarioError { path: path.to_path_buf(), position, message: message.into() }
+    }
+
+    fn yaml(path: &Path, err: &serde_saphyr::Error) -> Self {
+        // The bare message, without the library's snippet and "at line X, column Y" suffix, so
+        // that the position is written once, in the `file:line:col` form editors understand. The
+        // user formatter speaks to whoever edits the file (the default one suggests library
+        // options). The library's renderer would neutralise control characters copied from the
+        // document (e.g. in an unknown key); bypassing it, we do that here.
+        let message = UserMessageFormatter.format_message(err.without_snippet()).replace(char::is_control, " ");
+        ScenarioError::at(path, err.location().unwrap_or(Location::UNKNOWN), message)
+    }
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// The file as written; `Spanned` keeps the positions that semantic errors point at.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    description: String,
+    variants: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    #[serde(default)]
+    defaults: RawDefaults,
+    programs: Spanned<Vec<Spanned<RawProgram>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    boot: Option<Spanned<u64>>,
+    run: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    repeat: Option<Spanned<u32>>,
+    samples: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProgram {
+    id: Option<Spanned<String>>,
+    object: Spanned<String>,
+    program: String,
+    #[serde(rename = "type")]
+    prog_type: ProgType,
+    repeat: Option<Spanned<u32>>,
+    samples: Option<Spanned<u32>>,
+    #[serde(default)]
+    expect: RawExpect,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    #[serde(default)]
+    verdict: ExpectedVerdict,
+    message: Option<Spanned<String>>,
+    retval: Option<Spanned<u32>>,
+}
+
+/// Scenario and object names become file and directory names (results, BPF sources and objects).
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+}
+
+impl Scenario {
+    /// Reads and validates the scenario at `path`; BPF sources are looked up in `bpf_source_dir`.
+    pub fn load(path: &Path, bpf_source_dir: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ScenarioError::at(path, Location::UNKNOWN, format!("cannot read the scenario: {err}")))?;
+        Scenario::parse(&text, path, bpf_source_dir)
+    }
+
+    /// Validates scenario `text`; `path` names the file in errors and in the result.
+    pub fn parse(text: &str, path: &Path, bpf_source_dir: &Path) -> Result<Scenario, ScenarioError> {
+        let raw: RawScenario = serde_saphyr::from_str(text).map_err(|err| ScenarioError::yaml(path, &err))?;
+        let check = Checker { path, bpf_source_dir };
+
+        let name = raw.name.value;
+        if !is_plain_name(&name) {
+            return Err(check.fail(
+                raw.name.referenced,
+                format!("name {name:?}: use only a-z, 0-9, '_' and '-' (it names the results directory)"),
+            ));
+        }
+        let variants = raw.variants.map(|list| check.variants(list)).transpose()?;
+        let boot_timeout = check.at_least_one(raw.timeouts.boot, "timeouts.boot", DEFAULT_BOOT_TIMEOUT_S)?;
+        let run_timeout = check.at_least_one(raw.timeouts.run, "timeouts.run", DEFAULT_RUN_TIMEOUT_S)?;
+        let defaults = Defaults {
+            repeat: check.at_least_one(raw.defaults.repeat, "defaults.repeat", DEFAULT_REPEAT)?,
+            samples: check.at_least_one(raw.defaults.samples, "defaults.samples", DEFAULT_SAMPLES)?,
+        };
+
+        if raw.programs.value.is_empty() {
+            return Err(
+                check.fail(raw.programs.referenced, "programs: empty list; a scenario needs at least one program")
+            );
+        }
+        let mut first_line_of_id: HashMap<String, u64> = HashMap::new();
+        let mut programs = Vec::with_capacity(raw.programs.value.len());
+        for entry in raw.programs.value {
+            // An id defaults to the program name; a clash is then reported at the program's entry.
+            let id_location = entry.value.id.as_ref().map_or(entry.referenced, |id| id.referenced);
+            let program = check.program(entry, defaults)?;
+            if let Some(first) = first_line_of_id.insert(program.id.clone(), id_location.line()) {
+                return Err(check
+                    .fail(id_location, format!("duplicate program id {:?} (first used on line {first})", program.id)));
+            }
+            programs.push(program);
+        }
+
+        Ok(Scenario {
+            path: path.to_path_buf(),
+            name,
+            description: raw.description,
+            variants,
+            boot_timeout: Duration::from_secs(boot_timeout),
+            run_timeout: Duration::from_secs(run_timeout),
+            programs,
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Defaults {
+    repeat: u32,
+    samples: u32,
+}
+
+/// Validates parts of one file and builds errors that point into it.
+struct Checker<'a> {
+    path: &'a Path,
+    bpf_source_dir: &'a Path,
+}
+
+impl Checker<'_> {
+    fn fail(&self, location: Location, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::at(self.path, location, message)
+    }
+
+    /// Zero is refused: every consumer would accept it and silently do nothing, or time out at once.
+    fn at_least_one<T: Copy + PartialEq + From<u8>>(
+        &self,
+        field: Option<Spanned<T>>,
+        key: &str,
+        default: T,
+    ) -> Result<T, ScenarioError> {
+        match field {
+            Some(field) if field.value == T::from(0) => {
+                Err(self.fail(field.referenced, format!("{key}: must be at least 1")))
+            }
+            Some(field) => Ok(field.value),
+            None => Ok(default),
+        }
+    }
+
+    fn variants(&self, list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, ScenarioError> {
+        if list.value.is_empty() {
+            return Err(self.fail(list.referenced, "variants: empty list; omit the key to run every variant"));
+        }
+        let mut names: Vec<String> = Vec::with_capacity(list.value.len());
+        for variant in list.value {
+            if names.contains(&variant.value) {
+                return Err(self.fail(variant.referenced, format!("variants: {:?} is listed twice", variant.value)));
+            }
+            names.push(variant.value);
+        }
+        Ok(names)
+    }
+
+    fn program(&self, entry: Spanned<RawProgram>, defaults: Defaults) -> Result<ProgramSpec, ScenarioError> {
+        let p = entry.value;
+
+        let object = p.object.value;
+        if !is_plain_name(&object) {
+            return Err(self.fail(
+                p.object.referenced,
+                format!("object {object:?}: use only a-z, 0-9, '_' and '-' (it names a file under the BPF source directory)"),
+            ));
+        }
+        let source = self.bpf_source_dir.join(format!("{object}.bpf.c"));
+        if !source.is_file() {
+            return Err(
+                self.fail(p.object.referenced, format!("object {object:?}: no BPF source {}", source.display()))
+            );
+        }
+
+        let repeat = match (p.prog_type, p.repeat) {
+            // BPF_PROG_TEST_RUN rejects a repeat count for syscall programs.
+            (ProgType::Syscall, Some(repeat)) if repeat.value > 1 => {
+                return Err(self.fail(
+                    repeat.referenced,
+                    format!(
+                        "repeat: {} on a syscall program; the kernel runs a syscall program once per test run (omit repeat)",
+                        repeat.value
+                    ),
+                ));
+            }
+            (ProgType::Syscall, _) => 1,
+            (ProgType::Tc, repeat) => self.at_least_one(repeat, "repeat", defaults.repeat)?,
+        };
+        let samples = self.at_least_one(p.samples, "samples", defaults.samples)?;
+
+        let RawExpect { verdict, message, retval } = p.expect;
+        match (verdict, &message, &retval) {
+            (ExpectedVerdict::Accept, Some(message), _) => {
+                return Err(self.fail(
+                    message.referenced,
+                    "expect.message: only with verdict: reject (it is matched against the verifier log of a rejection)",
+                ));
+            }
+            (ExpectedVerdict::Reject, _, Some(retval)) => {
+                return Err(self.fail(
+                    retval.referenced,
+                    "expect.retval: only with verdict: accept (a rejected program never runs)",
+                ));
+            }
+            _ => {}
+        }
+
+        Ok(ProgramSpec {
+            id: p.id.map_or_else(|| p.program.clone(), |id| id.value),
+            object,
+            program: p.program,
+            prog_type: p.prog_type,
+            repeat,
+            samples,
+            expect: Expectation { verdict, message: message.map(|m| m.value), retval: retval.map(|r| r.value) },
+            line: entry.referenced.line() as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A BPF source directory holding `simple.bpf.c` and `empty.bpf.c`.
+    fn bpf_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for object in ["simple", "empty"] {
+            std::fs::write(dir.path().join(format!("{object}.bpf.c")), "").unwrap();
+        }
+        dir
+    }
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        let dir = bpf_dir();
+        Scenario::parse(text, Path::new("scenarios/t.yaml"), dir.path())
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).expect_err("the scenario should be rejected").to_string()
+    }
+
+    /// A valid scenario whose first program's lines can be replaced by the tests.
+    fn with_program(program: &str) -> String {
+        format!("name: t\ndescription: d\nprograms:\n  - object: simple\n{program}")
+    }
+
+    #[test]
+    fn valid_file_parses_with_defaults_applied() {
+        let s = parse(
+            "name: simple-1\n\
+             description: two programs\n\
+             programs:\n\
+             \x20 - object: simple\n\
+             \x20   program: task_ref_tc\n\
+             \x20   type: tc\n\
+             \x20 - id: sys\n\
+             \x20   object: empty\n\
+             \x20   program: empty_syscall\n\
+             \x20   type: syscall\n\
+             \x20   samples: 3\n\
+             \x20   expect: { verdict: reject, message: Unreleased reference }\n",
+        )
+        .unwrap();
+        assert_eq!(s.path, Path::new("scenarios/t.yaml"));
+        assert_eq!((s.name.as_str(), s.description.as_str()), ("simple-1", "two programs"));
+        assert_eq!(s.variants, None);
+        assert_eq!((s.boot_timeout, s.run_timeout), (Duration::from_secs(120), Duration::from_secs(600)));
+        assert_eq!(
+            s.programs,
+            vec![
+                ProgramSpec {
+                    id: "task_ref_tc".into(),
+                    object: "simple".into(),
+                    program: "task_ref_tc".into(),
+                    prog_type: ProgType::Tc,
+                    repeat: 1000,
+                    samples: 5,
+                    expect: Expectation { verdict: ExpectedVerdict::Accept, message: None, retval: None },
+                    line: 4,
+                },
+                ProgramSpec {
+                    id: "sys".into(),
+                    object: "empty".into(),
+                    program: "empty_syscall".into(),
+                    prog_type: ProgType::Syscall,
+                    repeat: 1,
+                    samples: 3,
+                    expect: Expectation {
+                        verdict: ExpectedVerdict::Reject,
+                        message: Some("Unreleased reference".into()),
+                        retval: None,
+                    },
+                    line: 7,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn scenario_settings_override_defaults_but_syscall_repeat_stays_one() {
+        let s = parse(
+            "name: t\ndescription: d\nvariants: [baseline, fixed]\ntimeouts: { boot: 5, run: 7 }\n\
+             defaults: { repeat: 100000, samples: 9 }\n\
+             programs:\n\
+             \x20 - { object: simple, program: a, type: tc, expect: { retval: 3 } }\n\
+             \x20 - { object: simple, program: b, type: tc, repeat: 10, samples: 2 }\n\
+             \x20 - { object: empty, program: c, type: syscall }\n",
+        )
+        .unwrap();
+        assert_eq!(s.variants, Some(vec!["baseline".to_string(), "fixed".to_string()]));
+        assert_eq!((s.boot_timeout, s.run_timeout), (Duration::from_secs(5), Duration::from_secs(7)));
+        let counts: Vec<(u32, u32)> = s.programs.iter().map(|p| (p.repeat, p.samples)).collect();
+        assert_eq!(counts, [(100000, 9), (10, 2), (1, 9)]);
+        assert_eq!(s.programs[0].expect.retval, Some(3));
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named_with_its_position() {
+        let e = error("name: t\ndescription: d\nvarients: [baseline]\nprograms: []\n");
+        assert!(e.starts_with("scenarios/t.yaml:3:1: "), "{e}");
+        assert!(e.contains("unknown field `varients`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_program_key_is_named_with_its_position() {
+        let e = error(&with_program("    program: p\n    type: tc\n    repat: 5\n"));
+        assert!(e.starts_with("scenarios/t.yaml:7:5: "), "{e}");
+        assert!(e.contains("unknown field `repat`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_points_at_the_value() {
+        let e = error(&with_program("    program: p\n    type: tc\n    repeat: lots\n"));
+        assert!(e.starts_with("scenarios/t.yaml:7:13: "), "{e}");
+        assert!(e.contains("u32"), "{e}");
+        let e = error(&with_program("    program: p\n    type: xdp\n"));
+        assert!(e.starts_with("scenarios/t.yaml:6:11: "), "{e}");
+    }
+
+    #[test]
+    fn duplicate_id_names_both_lines() {
+        // The second program's id defaults to its program name, which collides with the first id.
+        let e = error(&with_program(
+            "    id: a\n    program: p\n    type: tc\n  - object: simple\n    program: a\n    type: tc\n",
+        ));
+        assert!(e.starts_with("scenarios/t.yaml:8:5: "), "{e}");
+        assert!(e.contains("duplicate program id \"a\" (first used on line 5)"), "{e}");
+    }
+
+    #[test]
+    fn missing_object_source_names_the_expected_path() {
+        let dir = bpf_dir();
+        let text = "name: t\ndescription: d\nprograms:\n  - { object: nosuch, program: p, type: tc }\n";
+        let e = Scenario::parse(text, Path::new("t.yaml"), dir.path()).unwrap_err().to_string();
+        assert!(e.starts_with("t.yaml:4:15: "), "{e}");
+        assert!(e.contains(&dir.path().join("nosuch.bpf.c").display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn repeat_on_a_syscall_program_is_rejected() {
+        let e = error(&with_program("    program: p\n    type: syscall\n    repeat: 10\n"));
+        assert!(e.starts_with("scenarios/t.yaml:7:13: repeat: 10 on a syscall program"), "{e}");
+        // A repeat of 1 states what the kernel does anyway.
+        assert_eq!(
+            parse(&with_program("    program: p\n    type: syscall\n    repeat: 1\n")).unwrap().programs[0].repeat,
+            1
+        );
+    }
+
+    #[test]
+    fn message_needs_a_reject_verdict_and_retval_an_accept_verdict() {
+        let e = error(&with_program("    program: p\n    type: tc\n    expect: { message: Unreleased }\n"));
+        assert!(e.starts_with("scenarios/t.yaml:7:24: expect.message"), "{e}");
+        let e =
+            error(&with_program("    program: p\n    type: tc\n    expect:\n      verdict: reject\n      retval: 0\n"));
+        assert!(e.starts_with("scenarios/t.yaml:9:15: expect.retval"), "{e}");
+    }
+
+    #[test]
+    fn other_semantic_errors_point_at_the_offending_value() {
+        let program = "  - { object: simple, program: p, type: tc }\n";
+        let cases = [
+            (format!("name: Bad/Name\ndescription: d\nprograms:\n{program}"), "1:7: name \"Bad/Name\""),
+            ("name: t\ndescription: d\nprograms: []\n".to_string(), "3:11: programs: empty list"),
+            (format!("name: t\ndescription: d\nvariants: []\nprograms:\n{program}"), "3:11: variants: empty list"),
+            (
+                format!("name: t\ndescription: d\nvariants: [a, a]\nprograms:\n{program}"),
+                "3:15: variants: \"a\" is listed twice",
+            ),
+            (
+                format!("name: t\ndescription: d\ntimeouts: {{ run: 0 }}\nprograms:\n{program}"),
+                "3:18: timeouts.run: must be at least 1",
+            ),
+            (
+                format!("name: t\ndescription: d\ndefaults: {{ samples: 0 }}\nprograms:\n{program}"),
+                "3:22: defaults.samples",
+            ),
+            (with_program("    program: p\n    type: tc\n    samples: 0\n"), "7:14: samples: must be at least 1"),
+            (
+                with_program("    program: p\n    type: tc\n  - { object: ../x, program: q, type: tc }\n"),
+                "7:15: object \"../x\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = error(&text);
+            assert!(e.starts_with(&format!("scenarios/t.yaml:{expected}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn unreadable_file_names_the_file_and_the_os_error() {
+        let dir = bpf_dir();
+        let path = dir.path().join("absent.yaml");
+        let e = Scenario::load(&path, dir.path()).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: cannot read the scenario: ", path.display())), "{e}");
+        assert!(e.contains("No such file or directory"), "{e}");
+    }
+
+    #[test]
+    fn load_reads_the_file() {
+        let dir = bpf_dir();
+        let path = dir.path().join("s.yaml");
+        std::fs::write(&path, "name: s\ndescription: d\nprograms:\n  - { object: empty, program: e, type: tc }\n")
+            .unwrap();
+        let s = Scenario::load(&path, dir.path()).unwrap();
+        assert_eq!((s.path, s.name), (path, "s".to_string()));
+    }
+}

@@ -1,0 +1,51 @@
+//! End to end on the real thing: builds the baseline kernel (or reuses the cached build), boots it
+//! under TCG in icount mode, runs scenarios/simple.yaml and checks what came back.
+//! Needs the host prerequisites (`cargo run -- doctor`); CI installs them in .ci/run.
+
+use bpfh_protocol::Verdict;
+use harness::run::{run_scenario, AccelChoice, Options};
+use harness::vm::{Accel, Mode};
+
+#[test]
+fn simple_scenario_runs_on_the_baseline_kernel() {
+    let results = tempfile::tempdir().unwrap();
+    let opts = Options {
+        accel: AccelChoice::Tcg,
+        mode: None,
+        allow_emulated_wallclock: false,
+        kernel_src: None,
+        cache_dir: None,
+        results_dir: results.path().to_path_buf(),
+    };
+    let scenario = harness::guestbuild::repo_root().join("scenarios/simple.yaml");
+    let (run, stored) = run_scenario(&scenario, &opts).expect("scenario runs");
+    println!("{}", harness::table::render(&run));
+
+    assert_eq!(run.provenance.accel, Accel::Tcg);
+    assert_eq!(run.provenance.mode, Mode::Icount);
+    assert_eq!(run.provenance.unit, "insns");
+    let baseline = run.variants.iter().find(|v| v.name == "baseline").expect("baseline variant ran");
+    assert!(baseline.complete, "guest did not finish: {:?}", baseline.failure);
+    assert!(baseline.guest_errors.is_empty(), "{:?}", baseline.guest_errors);
+    assert_eq!(baseline.kernel_version, "6.12.117");
+
+    let ids: Vec<&str> = baseline.programs.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["empty_tc", "empty_syscall", "task_ref_tc", "task_ref_syscall"]);
+    for prog in &baseline.programs {
+        assert_eq!(prog.verdict, Some(Verdict::Accepted), "{} was not loaded", prog.id);
+        assert_eq!(prog.retval, Some(0), "{} returned {:?}", prog.id, prog.retval);
+        assert_eq!(prog.samples.len(), 5, "{}", prog.id);
+        let first = prog.samples[0];
+        assert!(first > 0, "{}: zero duration", prog.id);
+        assert!(prog.samples.iter().all(|&s| s == first), "{}: icount samples differ: {:?}", prog.id, prog.samples);
+        assert!(prog.passed(), "{}: {:?}", prog.id, prog.checks);
+    }
+    let cost = |id: &str| baseline.programs.iter().find(|p| p.id == id).unwrap().samples[0];
+    assert!(cost("task_ref_tc") > cost("empty_tc"), "taking a reference must cost instructions");
+    assert!(cost("task_ref_syscall") > cost("empty_syscall"));
+
+    let stored: harness::results::RunResult = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(stored.schema_version, harness::results::SCHEMA_VERSION);
+    assert!(stored.provenance.measurement.starts_with("icount"));
+    assert!(baseline.console_log.is_file());
+}
