@@ -38,7 +38,8 @@ impl Cache {
         self.root.join("src")
     }
 
-    /// Pristine trees with a variant's patch series applied.
+    /// One tree per variant (a hard-linked copy with its series applied), each holding its
+    /// out-of-tree (`O=`) builds, keyed by the build key.
     pub fn trees(&self) -> PathBuf {
         self.root.join("trees")
     }
@@ -46,11 +47,6 @@ impl Cache {
     /// Resolved kernel configs, keyed by tree and fragments.
     pub fn configs(&self) -> PathBuf {
         self.root.join("configs")
-    }
-
-    /// Out-of-tree kernel builds (`O=`), keyed by the build key.
-    pub fn builds(&self) -> PathBuf {
-        self.root.join("builds")
     }
 
     /// libbpf headers installed from a kernel tree, and the compiler cache.

@@ -15,6 +15,8 @@ use std::process::Command;
 
 /// Marks a finished build; written last, so an interrupted build is never taken as complete.
 const COMPLETE_STAMP: &str = "build-complete.json";
+/// Marks a fully prepared (copied and patched) variant tree.
+const TREE_STAMP: &str = ".bpf-harness-tree";
 
 /// What a finished kernel build offers the later stages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,15 +52,13 @@ fn tree_key(source: &KernelSource, variant: &Variant) -> anyhow::Result<(String,
     Ok((tree_hash, patch_hash))
 }
 
-/// The source tree for a variant: the pristine tree itself when there are no patches, otherwise a
-/// hard-linked copy with the series applied (patch replaces the files it changes, so the pristine
-/// tree is never modified).
-fn patched_tree(cache: &Cache, source: &KernelSource, variant: &Variant, tree_hash: &str) -> anyhow::Result<PathBuf> {
-    if variant.patches.is_empty() {
-        return Ok(source.path.clone());
-    }
+/// The source tree for a variant: a hard-linked copy of the pristine tree with the series
+/// applied (patch replaces the files it changes, so the pristine tree is never modified). Every
+/// variant, baseline included, gets one, and builds in a subdirectory of it: kbuild then uses
+/// `srctree := ..`, so compile commands are identical across variants and ccache shares them.
+fn variant_tree(cache: &Cache, source: &KernelSource, variant: &Variant, tree_hash: &str) -> anyhow::Result<PathBuf> {
     let tree = cache.trees().join(format!("{}-{}", variant.name, &tree_hash[..16]));
-    if tree.join("Makefile").exists() {
+    if tree.join(TREE_STAMP).exists() {
         return Ok(tree);
     }
     let staging = cache.trees().join(format!(".staging-{}-{}", variant.name, std::process::id()));
@@ -66,12 +66,17 @@ fn patched_tree(cache: &Cache, source: &KernelSource, variant: &Variant, tree_ha
         std::fs::remove_dir_all(&staging)?;
     }
     std::fs::create_dir_all(cache.trees())?;
-    progress::phase(&variant.name, &format!("applying {} patches", variant.patches.len()));
+    progress::phase(&variant.name, &format!("preparing the source tree ({} patches)", variant.patches.len()));
     let status = Command::new("cp").arg("-al").arg(&source.path).arg(&staging).status()?;
     anyhow::ensure!(status.success(), "cp -al {} {} failed", source.path.display(), staging.display());
     if let Err(err) = patch::apply_series(&staging, &variant.patches) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(anyhow::Error::new(err).context(format!("variant {}", variant.name)));
+    }
+    std::fs::write(staging.join(TREE_STAMP), tree_hash)?;
+    if tree.exists() {
+        // An older, unstamped attempt: never reused.
+        std::fs::remove_dir_all(&tree)?;
     }
     std::fs::rename(&staging, &tree)?;
     Ok(tree)
@@ -119,7 +124,7 @@ pub fn build(
     base_fragment: &Path,
 ) -> anyhow::Result<KernelBuild> {
     let (tree_hash, patch_hash) = tree_key(source, variant)?;
-    let tree = patched_tree(cache, source, variant, &tree_hash)?;
+    let tree = variant_tree(cache, source, variant, &tree_hash)?;
 
     let mut fragment_paths = vec![base_fragment.to_path_buf()];
     fragment_paths.extend(variant.config_fragment.clone());
@@ -139,7 +144,7 @@ pub fn build(
         ("config", config_hash.as_bytes()),
         ("compiler", compiler.as_bytes()),
     ]);
-    let objdir = cache.builds().join(format!("{}-{}", variant.name, &build_key[..16]));
+    let objdir = tree.join(format!("build-{}", &build_key[..16]));
     let stamp = objdir.join(COMPLETE_STAMP);
     if let Ok(text) = std::fs::read_to_string(&stamp) {
         if let Ok(done) = serde_json::from_str::<KernelBuild>(&text) {

@@ -4,6 +4,7 @@
 //! (`source`, `patch`/`variant`, `kconfig`, `kbuild`, `guestbuild`/`image`, `vm`, `run`, `results`/`table`)
 
 pub mod cache;
+pub mod console;
 pub mod fsutil;
 pub mod guestbuild;
 pub mod image;

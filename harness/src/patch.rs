@@ -1,253 +1,342 @@
-//! Stage 2, patch: applies a variant's format-patch series with GNU patch, without fuzz (like
-//! `git am`: a hunk whose context moved is a failure, not a guess). Each patch is tried
-//! with `--dry-run` first so a failing one leaves the tree as it was, and a failure names the
-//! patch file, the kernel file, the hunk and the hunk's text.
+//! Stage 2, patch: applies a variant's patch series to a copy of the kernel tree with GNU patch,
+//! and explains a patch that does not apply in the patch's own terms: file, hunk number, hunk text.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// One `@@` hunk of a unified diff.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hunk {
-    /// The `@@ -a,b +c,d @@` line.
-    pub header: String,
-    /// Header and body, as in the patch.
-    pub text: String,
+/// Why a patch of a series was not applied. The tree holds every earlier patch of the series and
+/// nothing of this one.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    #[error("patch {}: cannot read: {error}", .patch.display())]
+    Unreadable { patch: PathBuf, error: std::io::Error },
+    #[error("cannot run GNU patch (is it installed?): {0}")]
+    Spawn(std::io::Error),
+    #[error("patch {} does not apply: hunk #{hunk} of {file} failed\n{text}\n(patch said: {output})", .patch.display())]
+    HunkFailed { patch: PathBuf, file: String, hunk: usize, text: String, output: String },
+    #[error(
+        "patch {} does not apply: it changes {file}, which is not in the tree\n(patch said: {output})",
+        .patch.display()
+    )]
+    MissingFile { patch: PathBuf, file: String, output: String },
+    #[error(
+        "patch {} does not apply: it creates {file}, which already exists\n(patch said: {output})",
+        .patch.display()
+    )]
+    FileExists { patch: PathBuf, file: String, output: String },
+    #[error(
+        "patch {} is already applied: {file} has its change already (it applies in reverse)\n(patch said: {output})",
+        .patch.display()
+    )]
+    AlreadyApplied { patch: PathBuf, file: String, output: String },
+    #[error("patch {} does not apply\n(patch said: {output})", .patch.display())]
+    Rejected { patch: PathBuf, output: String },
 }
 
-/// The hunks a patch makes to one file.
+/// Applies `patches` to `tree` in the given order, stopping at the first one that does not apply.
+pub fn apply_series(tree: &Path, patches: &[PathBuf]) -> Result<(), PatchError> {
+    patches.iter().try_for_each(|patch| apply(tree, patch))
+}
+
+fn apply(tree: &Path, patch: &Path) -> Result<(), PatchError> {
+    let unreadable = |error| PatchError::Unreadable { patch: patch.to_path_buf(), error };
+    let text = std::fs::read(patch).map_err(unreadable)?;
+    // GNU patch runs inside the tree, so a path relative to ours would not resolve there.
+    let input = std::path::absolute(patch).map_err(unreadable)?;
+    // A real run writes the files whose hunks fit even when another file's hunk fails; the dry
+    // run first keeps a failing patch from half-applying.
+    for dry_run in [true, false] {
+        let mut command = Command::new("patch");
+        // Fuzz would let a hunk land where its context only roughly matches: in kernel code that
+        // is a silent misapplication, so, like `git am`, only exact context (at any offset) counts.
+        command.args(["-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-i"]).arg(&input);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        // `diagnose` reads the messages, so they must be the untranslated ones.
+        let out = command.current_dir(tree).env("LC_ALL", "C").output().map_err(PatchError::Spawn)?;
+        if !out.status.success() {
+            let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            return Err(diagnose(patch, &String::from_utf8_lossy(&text), output.trim().to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Turns GNU patch's messages about a failed run into the first problem they report.
+fn diagnose(patch: &Path, text: &str, output: String) -> PatchError {
+    let files = parse_unified(text);
+    let patch = patch.to_path_buf();
+    let mut current = None;
+    for line in output.lines() {
+        if let Some(name) = line.strip_prefix("checking file ").or_else(|| line.strip_prefix("patching file ")) {
+            current = Some(name.to_string());
+        } else if let Some(at) = line.strip_prefix("can't find file to patch at input line ") {
+            // The missing file is never named: the input line is that of its first hunk.
+            if let Some(file) = at.parse().ok().and_then(|at: usize| files.iter().rfind(|f| f.line <= at)) {
+                return PatchError::MissingFile { patch, file: file.path.clone(), output };
+            }
+        } else if let Some(name) = line.strip_prefix("The next patch would create the file ") {
+            return PatchError::FileExists { patch, file: name.trim_end_matches(',').to_string(), output };
+        } else if line.starts_with("Reversed (or previously applied) patch detected") {
+            if let Some(file) = current {
+                return PatchError::AlreadyApplied { patch, file, output };
+            }
+        } else if let (Some(file), Some(hunk)) = (&current, failed_hunk(line)) {
+            let text = files
+                .iter()
+                .find(|f| &f.path == file)
+                .and_then(|f| f.hunks.get(hunk.checked_sub(1)?))
+                .cloned()
+                .unwrap_or_else(|| "(hunk text not found in the patch)".to_string());
+            return PatchError::HunkFailed { patch, file: file.clone(), hunk, text, output };
+        }
+    }
+    PatchError::Rejected { patch, output }
+}
+
+/// The number in "Hunk #2 FAILED at 120." (hunks that succeeded, maybe at an offset, say so).
+fn failed_hunk(line: &str) -> Option<usize> {
+    let (number, outcome) = line.strip_prefix("Hunk #")?.split_once(' ')?;
+    outcome.starts_with("FAILED").then(|| number.parse().ok())?
+}
+
+/// One file's part of a unified diff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDiff {
-    /// Path relative to the tree (`-p1` applied).
+    /// The path `patch -p1` works on: the new name (the old one for a deletion), first component
+    /// stripped.
     pub path: String,
-    pub hunks: Vec<Hunk>,
+    /// 1-based line of the `---` header in the patch, to place GNU patch's "input line" messages.
+    pub line: usize,
+    /// Each hunk's text: its `@@` header and its lines, as in the patch.
+    pub hunks: Vec<String>,
 }
 
-/// `@@ -12,7 +12,8 @@ ...` -> (7, 8); a missing count means 1.
-fn hunk_counts(header: &str) -> Option<(usize, usize)> {
-    let mut parts = header.strip_prefix("@@ ")?.split(' ');
-    let count = |range: &str| -> Option<usize> {
-        match range.split_once(',') {
-            Some((_, n)) => n.parse().ok(),
-            None => range.parse::<usize>().ok().map(|_| 1),
-        }
-    };
-    let old = count(parts.next()?.strip_prefix('-')?)?;
-    let new = count(parts.next()?.strip_prefix('+')?)?;
-    Some((old, new))
-}
-
-fn strip_component(path: &str) -> String {
-    let path = path.split('\t').next().unwrap_or(path).trim();
-    path.split_once('/').map_or(path, |(_, rest)| rest).to_string()
-}
-
-/// Parses the unified diff in a patch file (mail headers and trailers are skipped). Hunk bodies
-/// are consumed by their line counts, so a format-patch signature (`-- `) is never taken for one.
-pub fn parse_unified_diff(text: &str) -> Vec<FileDiff> {
+/// Splits a unified diff into files and hunks, skipping what lies outside them (a format-patch
+/// mail header, diffstat and signature). Best effort: GNU patch decides whether a patch is valid,
+/// this only finds the text its messages refer to.
+pub fn parse_unified(text: &str) -> Vec<FileDiff> {
     let lines: Vec<&str> = text.lines().collect();
     let mut files: Vec<FileDiff> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        let line = lines[i];
-        if line.starts_with("--- ") && lines.get(i + 1).is_some_and(|l| l.starts_with("+++ ")) {
-            let new = lines[i + 1].trim_start_matches("+++ ");
-            let old = line.trim_start_matches("--- ");
-            let target = if new.starts_with("/dev/null") { old } else { new };
-            files.push(FileDiff { path: strip_component(target), hunks: Vec::new() });
+        let header = lines[i].strip_prefix("--- ").zip(lines.get(i + 1).and_then(|l| l.strip_prefix("+++ ")));
+        if let Some((old, new)) = header {
+            files.push(FileDiff { path: target_path(old, new), line: i + 1, hunks: Vec::new() });
             i += 2;
-            continue;
-        }
-        if let (Some(file), Some((mut old, mut new))) = (files.last_mut(), hunk_counts(line)) {
-            let mut text = format!("{line}\n");
+        } else if let (Some(file), Some((mut old, mut new))) = (files.last_mut(), hunk_lengths(lines[i])) {
+            let start = i;
             i += 1;
+            // The header's line counts end the hunk, not the look of the lines: the format-patch
+            // signature "-- " would otherwise pass for a removed line.
             while (old > 0 || new > 0) && i < lines.len() {
-                let body = lines[i];
-                match body.chars().next() {
+                match lines[i].chars().next() {
                     Some('-') => old = old.saturating_sub(1),
                     Some('+') => new = new.saturating_sub(1),
                     Some('\\') => {}
-                    _ => {
-                        old = old.saturating_sub(1);
-                        new = new.saturating_sub(1);
-                    }
+                    // An empty line is a context line whose leading space a mailer stripped.
+                    Some(' ') | None => (old, new) = (old.saturating_sub(1), new.saturating_sub(1)),
+                    Some(_) => break,
                 }
-                text.push_str(body);
-                text.push('\n');
                 i += 1;
             }
-            file.hunks.push(Hunk { header: line.to_string(), text });
-            continue;
+            if lines.get(i).is_some_and(|l| l.starts_with('\\')) {
+                i += 1; // "\ No newline at end of file" after the last line
+            }
+            file.hunks.push(lines[start..i].join("\n"));
+        } else {
+            i += 1;
         }
-        i += 1;
     }
     files
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PatchError {
-    #[error("patch {}: cannot read: {source}", patch.display())]
-    Unreadable { patch: PathBuf, source: std::io::Error },
-    #[error("{}", describe_failure(.patch, .file, *.hunk, .hunk_text, .output))]
-    HunkFailed { patch: PathBuf, file: String, hunk: usize, hunk_text: String, output: String },
-    #[error("patch {} targets {file}, which does not exist in the tree\n(patch said: {})", patch.display(), output.trim())]
-    MissingTarget { patch: PathBuf, file: String, output: String },
-    #[error("patch {} is already applied to {file} (it applies in reverse)", patch.display())]
-    AlreadyApplied { patch: PathBuf, file: String },
-    #[error("patch {} does not apply\n(patch said: {})", patch.display(), output.trim())]
-    Other { patch: PathBuf, output: String },
+/// What `patch -p1` patches for a `---`/`+++` pair, without the timestamp some diffs append after
+/// a tab.
+fn target_path(old: &str, new: &str) -> String {
+    let [old, new] = [old, new].map(|s| s.split_once('\t').map_or(s, |(name, _)| name));
+    let path = if new == "/dev/null" { old } else { new };
+    path.split_once('/').map_or(path, |(_, rest)| rest).to_string()
 }
 
-fn describe_failure(patch: &Path, file: &str, hunk: usize, hunk_text: &str, output: &str) -> String {
-    format!(
-        "patch {} does not apply: hunk #{hunk} of {file} failed\n{}(patch said: {})",
-        patch.display(),
-        hunk_text,
-        output.trim()
-    )
-}
-
-impl PatchError {
-    fn from_output(patch: &Path, patch_text: &str, output: &str) -> PatchError {
-        let mut file = String::new();
-        for line in output.lines() {
-            if let Some(f) = line.strip_prefix("checking file ").or_else(|| line.strip_prefix("patching file ")) {
-                file = f.trim().to_string();
-            } else if line.contains("Reversed (or previously applied) patch detected") {
-                return PatchError::AlreadyApplied { patch: patch.into(), file };
-            } else if line.starts_with("can't find file to patch") || line.contains("No file to patch") {
-                let file = missing_target(patch_text, output).unwrap_or_default();
-                return PatchError::MissingTarget { patch: patch.into(), file, output: output.into() };
-            } else if let Some(rest) = line.strip_prefix("Hunk #") {
-                let Some((number, outcome)) = rest.split_once(' ') else { continue };
-                if !outcome.starts_with("FAILED") {
-                    continue;
-                }
-                let hunk: usize = number.parse().unwrap_or(0);
-                let hunk_text = parse_unified_diff(patch_text)
-                    .into_iter()
-                    .find(|d| d.path == file)
-                    .and_then(|d| d.hunks.get(hunk.wrapping_sub(1)).cloned())
-                    .map(|h| h.text)
-                    .unwrap_or_default();
-                return PatchError::HunkFailed { patch: patch.into(), file, hunk, hunk_text, output: output.into() };
-            }
-        }
-        PatchError::Other { patch: patch.into(), output: output.into() }
-    }
-}
-
-/// The file patch could not find: the first diff target absent from what patch reported.
-fn missing_target(patch_text: &str, output: &str) -> Option<String> {
-    parse_unified_diff(patch_text).into_iter().map(|d| d.path).find(|p| !output.contains(&format!("checking file {p}")))
-}
-
-fn run_patch(tree: &Path, patch: &Path, dry_run: bool) -> std::io::Result<(bool, String)> {
-    let mut cmd = Command::new("patch");
-    cmd.current_dir(tree).args(["-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-i"]).arg(patch);
-    if dry_run {
-        cmd.arg("--dry-run");
-    }
-    let out = cmd.output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    Ok((out.status.success(), text))
-}
-
-/// Applies `patches` in order; stops at the first that does not apply, leaving it unapplied.
-pub fn apply_series(tree: &Path, patches: &[PathBuf]) -> Result<(), PatchError> {
-    for patch in patches {
-        let patch = std::fs::canonicalize(patch).unwrap_or_else(|_| patch.clone());
-        let text = std::fs::read_to_string(&patch)
-            .map_err(|source| PatchError::Unreadable { patch: patch.clone(), source })?;
-        let io = |source| PatchError::Unreadable { patch: patch.clone(), source };
-        let (ok, output) = run_patch(tree, &patch, true).map_err(io)?;
-        if !ok {
-            return Err(PatchError::from_output(&patch, &text, &output));
-        }
-        let (ok, output) = run_patch(tree, &patch, false).map_err(io)?;
-        if !ok {
-            return Err(PatchError::from_output(&patch, &text, &output));
-        }
-    }
-    Ok(())
+/// Old and new line counts of a hunk header "@@ -12,7 +12,8 @@ fn" (a count of 1 may be omitted).
+fn hunk_lengths(line: &str) -> Option<(usize, usize)> {
+    let (ranges, _) = line.strip_prefix("@@ -")?.split_once(" @@")?;
+    let (old, new) = ranges.split_once(" +")?;
+    let length = |range: &str| match range.split_once(',') {
+        Some((_, length)) => length.parse().ok(),
+        None => range.parse::<usize>().ok().map(|_| 1),
+    };
+    Some((length(old)?, length(new)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ORIGINAL: &str = "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\nten\neleven\ntwelve\n";
-
-    /// A format-patch file with mail headers, a diffstat and a signature, changing lines 2 and 11.
-    fn series_patch(second_context: &str) -> String {
-        format!(
-            "From 0123 Mon Sep 17 00:00:00 2001\nFrom: Dev <d@example.invalid>\nSubject: [PATCH 1/1] demo\n\n\
-             Why.\n---\n a.txt | 4 ++--\n 1 file changed\n\n\
-             diff --git a/a.txt b/a.txt\nindex 1..2 100644\n--- a/a.txt\n+++ b/a.txt\n\
-             @@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n\
-             @@ -10,3 +10,3 @@\n {second_context}\n-eleven\n+ELEVEN\n twelve\n-- \n2.39.5\n"
-        )
+    /// "line 1\n" ... "line N\n": long enough for changes far apart to make separate hunks.
+    fn numbered(n: usize) -> String {
+        (1..=n).map(|i| format!("line {i}\n")).collect()
     }
 
-    fn tree() -> tempfile::TempDir {
+    fn write(root: &Path, rel: &str, text: &str) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn read(root: &Path, rel: &str) -> String {
+        std::fs::read_to_string(root.join(rel)).unwrap()
+    }
+
+    /// A unified diff of `path` from `old` to `new` with git's a/ and b/ prefixes.
+    fn diff(path: &str, old: &str, new: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.txt"), ORIGINAL).unwrap();
-        dir
+        write(dir.path(), "old", old);
+        write(dir.path(), "new", new);
+        let out = Command::new("diff")
+            .args(["-u", "--label", &format!("a/{path}"), "--label", &format!("b/{path}"), "old", "new"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "diff found no difference");
+        String::from_utf8(out.stdout).unwrap()
     }
 
-    #[test]
-    fn parser_reads_files_and_hunks_and_ignores_the_signature() {
-        let files = parse_unified_diff(&series_patch("ten"));
-        assert_eq!(files.len(), 1);
-        assert_eq!(files[0].path, "a.txt");
-        assert_eq!(files[0].hunks.len(), 2);
-        assert_eq!(files[0].hunks[1].text, "@@ -10,3 +10,3 @@\n ten\n-eleven\n+ELEVEN\n twelve\n");
-        assert_eq!(hunk_counts("@@ -5 +5,2 @@ fn"), Some((1, 2)));
-    }
-
-    #[test]
-    fn a_good_series_applies() {
-        let tree = tree();
-        let patch = tree.path().join("0001-demo.patch");
-        std::fs::write(&patch, series_patch("ten")).unwrap();
-        apply_series(tree.path(), &[patch]).unwrap();
-        let text = std::fs::read_to_string(tree.path().join("a.txt")).unwrap();
-        assert!(text.contains("TWO") && text.contains("ELEVEN"));
-    }
-
-    #[test]
-    fn a_failing_hunk_is_named_with_its_text_and_the_tree_is_untouched() {
-        let tree = tree();
-        let patch = tree.path().join("0001-demo.patch");
-        std::fs::write(&patch, series_patch("TEN-NOT-THERE")).unwrap();
-        let err = apply_series(tree.path(), std::slice::from_ref(&patch)).unwrap_err();
-        match &err {
-            PatchError::HunkFailed { file, hunk, hunk_text, .. } => {
-                assert_eq!((file.as_str(), *hunk), ("a.txt", 2));
-                assert!(hunk_text.contains("TEN-NOT-THERE"));
-            }
-            other => panic!("unexpected error: {other}"),
+    /// `numbered(30)` with `lines` (1-based) upper-cased.
+    fn shout(lines: &[usize]) -> String {
+        let mut text: Vec<String> = numbered(30).lines().map(String::from).collect();
+        for &n in lines {
+            text[n - 1] = text[n - 1].to_uppercase();
         }
-        let text = err.to_string();
-        assert!(text.contains("0001-demo.patch") && text.contains("hunk #2 of a.txt"), "{text}");
-        assert_eq!(std::fs::read_to_string(tree.path().join("a.txt")).unwrap(), ORIGINAL);
+        text.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// Writes patch files into their own directory (not the tree) and returns their paths.
+    fn patches(dir: &Path, contents: &[(&str, String)]) -> Vec<PathBuf> {
+        contents
+            .iter()
+            .map(|(name, text)| {
+                write(dir, name, text);
+                dir.join(name)
+            })
+            .collect()
     }
 
     #[test]
-    fn missing_patch_missing_target_and_reapplied_patch_are_distinct_errors() {
-        let tree = tree();
-        let err = apply_series(tree.path(), &[tree.path().join("nope.patch")]).unwrap_err();
+    fn parser_splits_files_and_hunks() {
+        let text = "--- a/kernel/a.c\t2024-01-01 00:00:00\n+++ b/kernel/a.c\t2024-01-01 00:00:00\n\
+                    @@ -1,2 +1,2 @@ int f(void)\n-old\n+new\n \n\
+                    @@ -10 +10,2 @@\n ctx\n+added\n\\ No newline at end of file\n\
+                    --- /dev/null\n+++ b/include/new.h\n@@ -0,0 +1 @@\n+#pragma once\n\
+                    --- a/gone.c\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n";
+        let files = parse_unified(text);
+        let summary: Vec<_> = files.iter().map(|f| (f.path.as_str(), f.line, f.hunks.len())).collect();
+        assert_eq!(summary, [("kernel/a.c", 1, 2), ("include/new.h", 11, 1), ("gone.c", 15, 1)]);
+        assert_eq!(files[0].hunks[0], "@@ -1,2 +1,2 @@ int f(void)\n-old\n+new\n ");
+        assert_eq!(files[0].hunks[1], "@@ -10 +10,2 @@\n ctx\n+added\n\\ No newline at end of file");
+    }
+
+    #[test]
+    fn parser_skips_format_patch_mail_and_signature() {
+        let text = format!("{}\n{}-- \n2.39.5\n", format_patch_header(), diff("f.c", "a\n", "b\n"));
+        let files = parse_unified(&text);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].hunks, ["@@ -1 +1 @@\n-a\n+b"]);
+    }
+
+    fn format_patch_header() -> &'static str {
+        "From 3f1c0e3a9b Mon Sep 17 00:00:00 2001\nFrom: Dev <dev@example.invalid>\n\
+         Date: Mon, 1 Jan 2024 00:00:00 +0000\nSubject: [PATCH 1/1] bpf: demo\n\n\
+         Why the change is needed.\n\n---\n f.c | 2 +-\n 1 file changed, 1 insertion(+), 1 deletion(-)\n\n\
+         diff --git a/f.c b/f.c\nindex 1111111..2222222 100644"
+    }
+
+    #[test]
+    fn a_series_applies_in_order() {
+        let tree = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(tree.path(), "kernel/bpf/verifier.c", &numbered(30));
+        // The second patch changes what the first one wrote, so only this order applies.
+        let series = patches(
+            dir.path(),
+            &[
+                ("0001-a.patch", diff("kernel/bpf/verifier.c", &numbered(30), &shout(&[3]))),
+                ("0002-b.patch", diff("kernel/bpf/verifier.c", &shout(&[3]), &shout(&[3, 25]))),
+            ],
+        );
+        apply_series(tree.path(), &series).unwrap();
+        assert_eq!(read(tree.path(), "kernel/bpf/verifier.c"), shout(&[3, 25]));
+    }
+
+    #[test]
+    fn a_format_patch_file_applies() {
+        let tree = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(tree.path(), "f.c", "a\n");
+        let text = format!("{}\n{}-- \n2.39.5\n\n", format_patch_header(), diff("f.c", "a\n", "b\n"));
+        apply_series(tree.path(), &patches(dir.path(), &[("0001-bpf-demo.patch", text)])).unwrap();
+        assert_eq!(read(tree.path(), "f.c"), "b\n");
+    }
+
+    #[test]
+    fn a_failing_second_hunk_is_named_with_its_text_and_leaves_the_tree_untouched() {
+        let tree = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = "kernel/bpf/verifier.c";
+        // The tree's line 25 differs from what the patch removes: hunk 1 fits, hunk 2 cannot.
+        let local = numbered(30).replace("line 25\n", "line 25 changed locally\n");
+        write(tree.path(), file, &local);
+        let series = patches(dir.path(), &[("0002-foo.patch", diff(file, &numbered(30), &shout(&[3, 25])))]);
+        let err = apply_series(tree.path(), &series).unwrap_err();
+        let PatchError::HunkFailed { file: failed, hunk, text, .. } = &err else { panic!("{err}") };
+        assert_eq!((failed.as_str(), *hunk), (file, 2));
+        assert!(text.starts_with("@@ -22,7 +22,7 @@\n") && text.contains("\n-line 25\n+LINE 25\n"), "{text}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("patch {} does not apply: hunk #2 of {file} failed\n@@", series[0].display()))
+        );
+        assert!(message.contains("(patch said: "), "{message}");
+        assert_eq!(read(tree.path(), file), local);
+    }
+
+    #[test]
+    fn a_multi_file_patch_names_the_file_that_failed_and_changes_none() {
+        let tree = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(tree.path(), "a.c", &numbered(30));
+        write(tree.path(), "b.c", "something else\n");
+        let text = diff("a.c", &numbered(30), &shout(&[3])) + &diff("b.c", &numbered(30), &shout(&[3]));
+        let err = apply_series(tree.path(), &patches(dir.path(), &[("0001-x.patch", text)])).unwrap_err();
+        assert!(matches!(&err, PatchError::HunkFailed { file, hunk: 1, .. } if file == "b.c"), "{err}");
+        assert_eq!(read(tree.path(), "a.c"), numbered(30));
+    }
+
+    #[test]
+    fn missing_patch_missing_target_and_applied_patches_are_told_apart() {
+        let tree = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(tree.path(), "a.c", "a\n");
+        write(tree.path(), "b.c", "a\n");
+
+        let err = apply_series(tree.path(), &[dir.path().join("0001-nope.patch")]).unwrap_err();
         assert!(matches!(err, PatchError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("0001-nope.patch"), "{err}");
 
-        let missing = tree.path().join("m.patch");
-        std::fs::write(&missing, series_patch("ten").replace("a.txt", "kernel/gone.c")).unwrap();
-        let err = apply_series(tree.path(), &[missing]).unwrap_err();
-        assert!(matches!(&err, PatchError::MissingTarget { file, .. } if file == "kernel/gone.c"), "{err}");
+        let text = diff("a.c", "a\n", "b\n") + &diff("kernel/gone.c", "a\n", "b\n");
+        let err = apply_series(tree.path(), &patches(dir.path(), &[("gone.patch", text)])).unwrap_err();
+        assert!(matches!(&err, PatchError::MissingFile { file, .. } if file == "kernel/gone.c"), "{err}");
 
-        let patch = tree.path().join("p.patch");
-        std::fs::write(&patch, series_patch("ten")).unwrap();
-        apply_series(tree.path(), std::slice::from_ref(&patch)).unwrap();
-        let err = apply_series(tree.path(), &[patch]).unwrap_err();
-        assert!(matches!(err, PatchError::AlreadyApplied { .. }), "{err}");
+        let series = patches(dir.path(), &[("twice.patch", diff("b.c", "a\n", "b\n"))]);
+        apply_series(tree.path(), &series).unwrap();
+        let err = apply_series(tree.path(), &series).unwrap_err();
+        assert!(matches!(&err, PatchError::AlreadyApplied { file, .. } if file == "b.c"), "{err}");
+
+        let series =
+            patches(dir.path(), &[("new.patch", diff("new.c", "", "x\n").replace("--- a/new.c", "--- /dev/null"))]);
+        apply_series(tree.path(), &series).unwrap();
+        let err = apply_series(tree.path(), &series).unwrap_err();
+        assert!(matches!(&err, PatchError::FileExists { file, .. } if file == "new.c"), "{err}");
     }
 }

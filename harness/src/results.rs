@@ -57,6 +57,8 @@ pub struct VariantResult {
     pub complete: bool,
     pub failure: Option<GuestFailure>,
     pub guest_errors: Vec<String>,
+    /// Excerpts of kernel warnings, bugs and the like from the console (each fails the run).
+    pub kernel_warnings: Vec<String>,
     pub programs: Vec<ProgramResult>,
 }
 
@@ -232,7 +234,12 @@ pub fn global_errors(records: &[Record]) -> Vec<String> {
 impl RunResult {
     /// Every program in every variant met its expectations, and every guest finished.
     pub fn passed(&self) -> bool {
-        self.variants.iter().all(|v| v.complete && v.guest_errors.is_empty() && v.programs.iter().all(|p| p.passed()))
+        self.variants.iter().all(|v| {
+            v.complete
+                && v.guest_errors.is_empty()
+                && v.kernel_warnings.is_empty()
+                && v.programs.iter().all(|p| p.passed())
+        })
     }
 
     /// `results/<scenario>/<date>-<commit>.json`, written atomically.

@@ -2,6 +2,7 @@
 //! failing guest loses nothing that another variant produced.
 
 use crate::cache::Cache;
+use crate::console;
 use crate::guestbuild;
 use crate::image::Initramfs;
 use crate::kbuild::{self, KernelBuild};
@@ -293,6 +294,9 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
             complete: outcome.failure.is_none(),
             failure: outcome.failure.clone(),
             guest_errors: results::global_errors(&outcome.records),
+            kernel_warnings: console::kernel_warnings(
+                &std::fs::read_to_string(&outcome.console_log).unwrap_or_default(),
+            ),
             programs: programs.iter().map(|(p, fixed)| results::evaluate(p, *fixed, &outcome.records, mode)).collect(),
         });
     }

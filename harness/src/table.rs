@@ -83,6 +83,9 @@ pub fn render(run: &RunResult) -> String {
         if let Some(failure) = &v.failure {
             out.push_str(&format!("\n[{}] INCOMPLETE: {failure}\nconsole: {}\n", v.name, v.console_log.display()));
         }
+        for w in &v.kernel_warnings {
+            out.push_str(&format!("\n[{}] KERNEL WARNING (console: {}):\n{w}\n", v.name, v.console_log.display()));
+        }
         for e in &v.guest_errors {
             out.push_str(&format!("\n[{}] guest error: {e}\n", v.name));
         }

@@ -34,14 +34,17 @@ pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
         ProgType::Syscall => (Timing::BpfStats, 1),
     };
     let packet = ipv4_udp_packet();
+    let run_once = |repeat| match plan.prog_type {
+        ProgType::Tc => run_tc(fd, &packet, repeat),
+        ProgType::Syscall => run_syscall(fd),
+    };
+    // One unrecorded run first: the first call of some kfuncs pays one-off costs (a cold
+    // allocator cache, say) that would otherwise show in the first sample only.
+    run_once(1).context("warm-up run")?;
     let mut retvals = Vec::with_capacity(plan.samples as usize);
     let mut samples = Vec::with_capacity(plan.samples as usize);
     for sample in 0..plan.samples {
-        let (retval, ns) = match plan.prog_type {
-            ProgType::Tc => run_tc(fd, &packet, repeat),
-            ProgType::Syscall => run_syscall(fd),
-        }
-        .with_context(|| format!("sample {sample}"))?;
+        let (retval, ns) = run_once(repeat).with_context(|| format!("sample {sample}"))?;
         retvals.push(retval);
         samples.push(ns);
     }

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Programs that run long while holding references, for the
+ * runtime-tracking variant's watchdog (kernel.bpf_watchdog_budget_ns).
+ *
+ * Each one returns the number of loop iterations it ran: RT_WD_LOOPS when
+ * nothing stopped it. A cancelled run ends with -ECANCELED from
+ * BPF_PROG_TEST_RUN; the references must be back to where they were
+ * (rt_rcu_users.bpf.c reads task rcu_users).
+ *
+ *   rt_wd_iter: tasks pid 1 and 2 and a cpumask held across a bpf_iter_num
+ *               loop of RT_WD_LOOPS iterations;
+ *   rt_wd_loop: the same held across bpf_loop(RT_WD_LOOPS, ...);
+ *   rt_wd_acq:  a bpf_iter_num loop that takes and drops pid 1 in each
+ *               iteration while holding pid 2; counts the acquisitions
+ *               that returned NULL in rt_wd_stats[RT_WD_REFUSED];
+ *   rt_wd_obj:  a task and a bpf_obj_new object held across the loop; the
+ *               object is written after the loop, then dropped; the value
+ *               read back is stored in rt_wd_stats[RT_WD_OBJ_VALUE];
+ *   rt_wd_tc:   a tc program holding pid 1 across the loop.
+ *
+ * The counters are in an array map rather than in global variables:
+ * libbpf maps .bss with MAP_SHARED|MAP_ANONYMOUS, which fails in a guest
+ * kernel built from tinyconfig (no shmem).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "kfuncs.h"
+
+/* BPF_MAX_LOOPS: the most bpf_loop() and bpf_iter_num allow */
+#define RT_WD_LOOPS (8 * 1024 * 1024)
+
+enum {
+	RT_WD_REFUSED,
+	RT_WD_OBJ_VALUE,
+	RT_WD_NR_STATS,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RT_WD_NR_STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} rt_wd_stats SEC(".maps");
+
+static __always_inline void stat_set(__u32 key, __u64 value, bool add)
+{
+	__u64 *v = bpf_map_lookup_elem(&rt_wd_stats, &key);
+
+	if (!v)
+		return;
+	if (add)
+		*v += value;
+	else
+		*v = value;
+}
+
+struct rt_wd_held {
+	struct task_struct *t1;
+	struct task_struct *t2;
+};
+
+struct rt_wd_obj {
+	__u64 value;
+	__u64 pad;
+};
+
+struct rt_wd_loop_ctx {
+	__u32 n;
+};
+
+static __always_inline int spin_iter(void)
+{
+	struct bpf_iter_num it;
+	int *v, n = 0;
+
+	bpf_iter_num_new(&it, 0, RT_WD_LOOPS);
+	while ((v = bpf_iter_num_next(&it)))
+		n++;
+	bpf_iter_num_destroy(&it);
+	return n;
+}
+
+SEC("syscall")
+int rt_wd_iter(void *ctx)
+{
+	struct task_struct *t1, *t2;
+	struct bpf_cpumask *m;
+	int n;
+
+	t1 = bpf_task_from_pid(1);
+	if (!t1)
+		return -1;
+	t2 = bpf_task_from_pid(2);
+	if (!t2) {
+		bpf_task_release(t1);
+		return -1;
+	}
+	m = bpf_cpumask_create();
+
+	n = spin_iter();
+
+	if (m)
+		bpf_cpumask_release(m);
+	bpf_task_release(t2);
+	bpf_task_release(t1);
+	return n;
+}
+
+static int rt_wd_cb(__u32 i, void *data)
+{
+	struct rt_wd_loop_ctx *lc = data;
+
+	lc->n++;
+	return 0;
+}
+
+SEC("syscall")
+int rt_wd_loop(void *ctx)
+{
+	struct rt_wd_loop_ctx lc = {};
+	struct task_struct *t1, *t2;
+	struct bpf_cpumask *m;
+
+	t1 = bpf_task_from_pid(1);
+	if (!t1)
+		return -1;
+	t2 = bpf_task_from_pid(2);
+	if (!t2) {
+		bpf_task_release(t1);
+		return -1;
+	}
+	m = bpf_cpumask_create();
+
+	bpf_loop(RT_WD_LOOPS, rt_wd_cb, &lc, 0);
+
+	if (m)
+		bpf_cpumask_release(m);
+	bpf_task_release(t2);
+	bpf_task_release(t1);
+	return lc.n;
+}
+
+SEC("syscall")
+int rt_wd_acq(void *ctx)
+{
+	struct task_struct *held, *t;
+	struct bpf_iter_num it;
+	int *v, n = 0;
+
+	held = bpf_task_from_pid(2);
+	if (!held)
+		return -1;
+	bpf_iter_num_new(&it, 0, RT_WD_LOOPS);
+	while ((v = bpf_iter_num_next(&it))) {
+		n++;
+		t = bpf_task_from_pid(1);
+		if (!t) {
+			stat_set(RT_WD_REFUSED, 1, true);
+			continue;
+		}
+		bpf_task_release(t);
+	}
+	bpf_iter_num_destroy(&it);
+	bpf_task_release(held);
+	return n;
+}
+
+SEC("syscall")
+int rt_wd_obj(void *ctx)
+{
+	struct task_struct *t;
+	struct rt_wd_obj *o;
+	int n;
+
+	t = bpf_task_from_pid(1);
+	if (!t)
+		return -1;
+	o = bpf_obj_new(struct rt_wd_obj);
+	if (!o) {
+		bpf_task_release(t);
+		return -1;
+	}
+
+	n = spin_iter();
+
+	/* the object must still be ours after a cancellation */
+	o->value = n;
+	stat_set(RT_WD_OBJ_VALUE, o->value, false);
+	bpf_obj_drop(o);
+	bpf_task_release(t);
+	return n;
+}
+
+SEC("tc")
+int rt_wd_tc(struct __sk_buff *skb)
+{
+	struct task_struct *t;
+	int n;
+
+	t = bpf_task_from_pid(1);
+	if (!t)
+		return -1;
+	n = spin_iter();
+	bpf_task_release(t);
+	return n;
+}
+
+char LICENSE[] SEC("license") = "GPL";
