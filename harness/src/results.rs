@@ -2,7 +2,7 @@
 //! provenance a reader needs to trust or reproduce it. Stored as versioned JSON.
 
 use crate::fsutil::write_atomic;
-use crate::scenario::{ExpectedVerdict, ProgramSpec};
+use crate::scenario::{ExpectedVerdict, ProgramSpec, TaskRefs};
 use crate::vm::{Accel, GuestFailure, Mode};
 use bpfh_protocol::{LoadInfo, ProgType, Record, Timing, Verdict};
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,15 @@ pub struct ProgramResult {
     pub repeat: Option<u32>,
     pub samples: Vec<u64>,
     pub summary: Option<Summary>,
+    /// pid 1's task reference count before and after the runs, when counted.
+    pub task_refs: Option<RefCount>,
     pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefCount {
+    pub before: i64,
+    pub after: i64,
 }
 
 impl ProgramResult {
@@ -120,8 +128,14 @@ fn check(what: &str, ok: bool, detail: String) -> Check {
     Check { what: what.into(), ok, detail }
 }
 
-/// Joins what the guest reported about `spec` with what the scenario expects of it.
-pub fn evaluate(spec: &ProgramSpec, fixed_overhead_reference: bool, records: &[Record], mode: Mode) -> ProgramResult {
+/// Joins what the guest reported about `spec` with what the scenario expects of it on `variant`.
+pub fn evaluate(
+    spec: &ProgramSpec,
+    variant: &str,
+    fixed_overhead_reference: bool,
+    records: &[Record],
+    mode: Mode,
+) -> ProgramResult {
     let mut result = ProgramResult {
         id: spec.id.clone(),
         object: spec.object.clone(),
@@ -135,6 +149,7 @@ pub fn evaluate(spec: &ProgramSpec, fixed_overhead_reference: bool, records: &[R
         repeat: None,
         samples: Vec::new(),
         summary: None,
+        task_refs: None,
         checks: Vec::new(),
     };
     let mut errors = Vec::new();
@@ -153,13 +168,16 @@ pub fn evaluate(spec: &ProgramSpec, fixed_overhead_reference: bool, records: &[R
                     errors.push("runs returned different values".to_string());
                 }
             }
+            Record::TaskRefs { id, before, after } if *id == spec.id => {
+                result.task_refs = Some(RefCount { before: *before, after: *after })
+            }
             Record::Error { id: Some(id), message } if *id == spec.id => errors.push(message.clone()),
             _ => {}
         }
     }
     result.summary = Summary::of(&result.samples);
 
-    let expect = &spec.expect;
+    let expect = spec.expectation_for(variant);
     match (&result.verdict, expect.verdict) {
         (None, _) => result.checks.push(check("verdict", false, "no verdict reported".into())),
         (Some(Verdict::Accepted), ExpectedVerdict::Accept) => {
@@ -195,6 +213,22 @@ pub fn evaluate(spec: &ProgramSpec, fixed_overhead_reference: bool, records: &[R
         if let (Some(want), got) = (expect.retval, result.retval) {
             let ok = got == Some(want);
             result.checks.push(check("retval", ok, format!("returned {got:?}, expected {want}")));
+        }
+        if let Some(want) = expect.task_refs {
+            let check = match (want, result.task_refs) {
+                (_, None) => check("task_refs", false, "pid 1's task references were not counted".into()),
+                (TaskRefs::Balanced, Some(RefCount { before, after })) => check(
+                    "task_refs",
+                    after == before,
+                    format!("pid 1 task references {before} -> {after}, expected no change"),
+                ),
+                (TaskRefs::Leaked, Some(RefCount { before, after })) => check(
+                    "task_refs",
+                    after > before,
+                    format!("pid 1 task references {before} -> {after}, expected a leak"),
+                ),
+            };
+            result.checks.push(check);
         }
         if mode == Mode::Icount {
             if let Some(s) = result.summary {
@@ -263,7 +297,9 @@ mod tests {
             prog_type: ProgType::Tc,
             repeat: 10,
             samples: 2,
-            expect: Expectation { verdict, message: message.map(str::to_string), retval },
+            count_task_refs: false,
+            expect: Expectation { verdict, message: message.map(str::to_string), retval, task_refs: None },
+            expect_on: Default::default(),
             line: 1,
         }
     }
@@ -295,6 +331,7 @@ mod tests {
     fn accepted_program_with_expected_retval_passes() {
         let r = evaluate(
             &spec(ExpectedVerdict::Accept, None, Some(0)),
+            "v",
             false,
             &[loaded(Verdict::Accepted), ran(vec![83, 83], 0)],
             Mode::Icount,
@@ -307,16 +344,18 @@ mod tests {
     fn wrong_retval_unexpected_rejection_and_icount_spread_fail() {
         let r = evaluate(
             &spec(ExpectedVerdict::Accept, None, Some(0)),
+            "v",
             false,
             &[loaded(Verdict::Accepted), ran(vec![83, 83], 1)],
             Mode::Icount,
         );
         assert!(!r.passed());
         let rejected = Verdict::Rejected { errno: 22, log: "Unreleased reference id=2".into() };
-        let r = evaluate(&spec(ExpectedVerdict::Accept, None, None), false, &[loaded(rejected)], Mode::Icount);
+        let r = evaluate(&spec(ExpectedVerdict::Accept, None, None), "v", false, &[loaded(rejected)], Mode::Icount);
         assert!(!r.passed());
         let r = evaluate(
             &spec(ExpectedVerdict::Accept, None, None),
+            "v",
             false,
             &[loaded(Verdict::Accepted), ran(vec![83, 84], 0)],
             Mode::Icount,
@@ -324,6 +363,7 @@ mod tests {
         assert!(r.checks.iter().any(|c| c.what == "determinism" && !c.ok));
         let r = evaluate(
             &spec(ExpectedVerdict::Accept, None, None),
+            "v",
             false,
             &[loaded(Verdict::Accepted), ran(vec![83, 84], 0)],
             Mode::Wallclock,
@@ -337,6 +377,7 @@ mod tests {
             || loaded(Verdict::Rejected { errno: 22, log: "...\nUnreleased reference id=2 alloc_insn=3\n".into() });
         let ok = evaluate(
             &spec(ExpectedVerdict::Reject, Some("Unreleased reference"), None),
+            "v",
             false,
             &[rejected()],
             Mode::Icount,
@@ -344,12 +385,13 @@ mod tests {
         assert!(ok.passed(), "{:?}", ok.checks);
         let wrong = evaluate(
             &spec(ExpectedVerdict::Reject, Some("invalid mem access"), None),
+            "v",
             false,
             &[rejected()],
             Mode::Icount,
         );
         assert!(!wrong.passed());
-        let missing = evaluate(&spec(ExpectedVerdict::Reject, None, None), false, &[], Mode::Icount);
+        let missing = evaluate(&spec(ExpectedVerdict::Reject, None, None), "v", false, &[], Mode::Icount);
         assert!(!missing.passed());
     }
 
@@ -357,6 +399,7 @@ mod tests {
     fn results_serialise_and_read_back() {
         let r = evaluate(
             &spec(ExpectedVerdict::Accept, None, Some(0)),
+            "v",
             true,
             &[loaded(Verdict::Accepted), ran(vec![5, 5], 0)],
             Mode::Icount,

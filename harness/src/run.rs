@@ -12,7 +12,7 @@ use crate::scenario::{Expectation, ExpectedVerdict, ProgramSpec, Scenario};
 use crate::source::{self, KernelSource};
 use crate::variant::Variant;
 use crate::vm::{self, Accel, BootSpec, Mode};
-use bpfh_protocol::{Plan, ProgType, ProgramPlan, BPF_DIR, PLAN_PATH};
+use bpfh_protocol::{Plan, ProgType, ProgramPlan, BPF_DIR, PLAN_PATH, PROBES_OBJECT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,9 +48,21 @@ pub fn base_fragment() -> PathBuf {
     guestbuild::repo_root().join("kernel-config/base.config")
 }
 
-/// The variants a scenario names, or every defined variant.
+/// The variants a scenario names, or every defined variant. Every variant a program's
+/// `expect_on` names must be defined, or a typo would silently apply the default expectation.
 fn select_variants(scenario: &Scenario) -> anyhow::Result<Vec<Variant>> {
     let all = Variant::discover(&variants_root())?;
+    for program in &scenario.programs {
+        for name in program.expect_on.keys() {
+            anyhow::ensure!(
+                all.iter().any(|v| &v.name == name),
+                "{}:{}: program {:?}: expect_on names unknown variant {name:?}",
+                scenario.path.display(),
+                program.line,
+                program.id
+            );
+        }
+    }
     let Some(names) = &scenario.variants else { return Ok(all) };
     names
         .iter()
@@ -91,7 +103,14 @@ fn programs_with_fixed_cost_references(scenario: &Scenario) -> Vec<(ProgramSpec,
                     prog_type: ty,
                     repeat: first.repeat,
                     samples: first.samples,
-                    expect: Expectation { verdict: ExpectedVerdict::Accept, message: None, retval: Some(0) },
+                    count_task_refs: false,
+                    expect: Expectation {
+                        verdict: ExpectedVerdict::Accept,
+                        message: None,
+                        retval: Some(0),
+                        task_refs: None,
+                    },
+                    expect_on: Default::default(),
                     line: 0,
                 },
                 true,
@@ -115,7 +134,8 @@ fn plan_for(scenario: &Scenario, variant: &str, programs: &[(ProgramSpec, bool)]
                 prog_type: p.prog_type,
                 repeat: p.repeat,
                 samples: p.samples,
-                load_only: p.expect.verdict == ExpectedVerdict::Reject,
+                load_only: p.expectation_for(variant).verdict == ExpectedVerdict::Reject,
+                count_task_refs: p.count_task_refs,
             })
             .collect(),
     }
@@ -233,6 +253,9 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
     let source: KernelSource = source::prepare(&cache, opts.kernel_src.as_deref())?;
     let programs = programs_with_fixed_cost_references(&scenario);
     let mut object_names: Vec<String> = programs.iter().map(|(p, _)| p.object.clone()).collect();
+    if programs.iter().any(|(p, _)| p.count_task_refs) {
+        object_names.push(PROBES_OBJECT.trim_end_matches(".bpf.o").to_string());
+    }
     object_names.sort();
     object_names.dedup();
 
@@ -297,7 +320,10 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
             kernel_warnings: console::kernel_warnings(
                 &std::fs::read_to_string(&outcome.console_log).unwrap_or_default(),
             ),
-            programs: programs.iter().map(|(p, fixed)| results::evaluate(p, *fixed, &outcome.records, mode)).collect(),
+            programs: programs
+                .iter()
+                .map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, &outcome.records, mode))
+                .collect(),
         });
     }
     let (accel, mode) = setting.unwrap_or((Accel::Tcg, Mode::Icount));

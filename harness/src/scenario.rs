@@ -4,7 +4,7 @@
 use bpfh_protocol::ProgType;
 use serde::Deserialize;
 use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,7 +39,11 @@ pub struct ProgramSpec {
     /// Test runs per sample; always 1 for syscall programs.
     pub repeat: u32,
     pub samples: u32,
+    /// Read pid 1's task reference count around the runs (`checks: [task_refs]`).
+    pub count_task_refs: bool,
     pub expect: Expectation,
+    /// Expectations that replace `expect` on the named variants.
+    pub expect_on: BTreeMap<String, Expectation>,
     /// Line of the program's entry in the scenario file (0 for programs the harness adds).
     pub line: usize,
 }
@@ -51,6 +55,32 @@ pub struct Expectation {
     pub message: Option<String>,
     /// Return value every run must produce (accept only).
     pub retval: Option<u32>,
+    /// What the runs must do to pid 1's task reference count (needs `checks: [task_refs]`).
+    pub task_refs: Option<TaskRefs>,
+}
+
+impl ProgramSpec {
+    /// The expectation that holds on `variant`.
+    pub fn expectation_for(&self, variant: &str) -> &Expectation {
+        self.expect_on.get(variant).unwrap_or(&self.expect)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskRefs {
+    /// Back where it started: nothing leaked.
+    Balanced,
+    /// Higher than it started: the program leaks task references.
+    Leaked,
+}
+
+/// Extra measurements a program can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Check {
+    /// pid 1's task reference count before and after the runs.
+    TaskRefs,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -139,7 +169,11 @@ struct RawProgram {
     repeat: Option<Spanned<u32>>,
     samples: Option<Spanned<u32>>,
     #[serde(default)]
+    checks: Vec<Check>,
+    #[serde(default)]
     expect: RawExpect,
+    #[serde(default)]
+    expect_on: BTreeMap<String, RawExpect>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,6 +183,7 @@ struct RawExpect {
     verdict: ExpectedVerdict,
     message: Option<Spanned<String>>,
     retval: Option<Spanned<u32>>,
+    task_refs: Option<Spanned<TaskRefs>>,
 }
 
 /// Scenario and object names become file and directory names (results, BPF sources and objects).
@@ -294,7 +329,30 @@ impl Checker<'_> {
         };
         let samples = self.at_least_one(p.samples, "samples", defaults.samples)?;
 
-        let RawExpect { verdict, message, retval } = p.expect;
+        let count_task_refs = p.checks.contains(&Check::TaskRefs);
+        let expect = self.expectation(p.expect, count_task_refs)?;
+        let expect_on = p
+            .expect_on
+            .into_iter()
+            .map(|(variant, raw)| Ok((variant, self.expectation(raw, count_task_refs)?)))
+            .collect::<Result<_, ScenarioError>>()?;
+
+        Ok(ProgramSpec {
+            id: p.id.map_or_else(|| p.program.clone(), |id| id.value),
+            object,
+            program: p.program,
+            prog_type: p.prog_type,
+            repeat,
+            samples,
+            count_task_refs,
+            expect,
+            expect_on,
+            line: entry.referenced.line() as usize,
+        })
+    }
+
+    fn expectation(&self, raw: RawExpect, count_task_refs: bool) -> Result<Expectation, ScenarioError> {
+        let RawExpect { verdict, message, retval, task_refs } = raw;
         match (verdict, &message, &retval) {
             (ExpectedVerdict::Accept, Some(message), _) => {
                 return Err(self.fail(
@@ -310,17 +368,19 @@ impl Checker<'_> {
             }
             _ => {}
         }
-
-        Ok(ProgramSpec {
-            id: p.id.map_or_else(|| p.program.clone(), |id| id.value),
-            object,
-            program: p.program,
-            prog_type: p.prog_type,
-            repeat,
-            samples,
-            expect: Expectation { verdict, message: message.map(|m| m.value), retval: retval.map(|r| r.value) },
-            line: entry.referenced.line() as usize,
-        })
+        if let Some(refs) = &task_refs {
+            if !count_task_refs {
+                return Err(self.fail(refs.referenced, "expect.task_refs: needs `checks: [task_refs]` on the program"));
+            }
+            if verdict == ExpectedVerdict::Reject {
+                return Err(self.fail(refs.referenced, "expect.task_refs: a rejected program never runs"));
+            }
+        }
+        // A counted program that states nothing about references must not leak any.
+        let task_refs = task_refs
+            .map(|r| r.value)
+            .or((count_task_refs && verdict == ExpectedVerdict::Accept).then_some(TaskRefs::Balanced));
+        Ok(Expectation { verdict, message: message.map(|m| m.value), retval: retval.map(|r| r.value), task_refs })
     }
 }
 
@@ -382,7 +442,14 @@ mod tests {
                     prog_type: ProgType::Tc,
                     repeat: 1000,
                     samples: 5,
-                    expect: Expectation { verdict: ExpectedVerdict::Accept, message: None, retval: None },
+                    count_task_refs: false,
+                    expect: Expectation {
+                        verdict: ExpectedVerdict::Accept,
+                        message: None,
+                        retval: None,
+                        task_refs: None
+                    },
+                    expect_on: BTreeMap::new(),
                     line: 4,
                 },
                 ProgramSpec {
@@ -392,11 +459,14 @@ mod tests {
                     prog_type: ProgType::Syscall,
                     repeat: 1,
                     samples: 3,
+                    count_task_refs: false,
                     expect: Expectation {
                         verdict: ExpectedVerdict::Reject,
                         message: Some("Unreleased reference".into()),
                         retval: None,
+                        task_refs: None,
                     },
+                    expect_on: BTreeMap::new(),
                     line: 7,
                 },
             ]
@@ -531,5 +601,46 @@ mod tests {
             .unwrap();
         let s = Scenario::load(&path, dir.path()).unwrap();
         assert_eq!((s.path, s.name), (path, "s".to_string()));
+    }
+
+    #[test]
+    fn per_variant_expectations_and_task_reference_checks() {
+        let yaml = [
+            "name: t",
+            "description: d",
+            "programs:",
+            "  - id: leak",
+            "    object: simple",
+            "    program: task_ref_tc",
+            "    type: tc",
+            "    checks: [task_refs]",
+            "    expect: { retval: 7 }",
+            "    expect_on:",
+            "      baseline: { task_refs: leaked }",
+            "      other: { verdict: reject, message: m }",
+        ];
+        let s = parse(&yaml.join("\n")).unwrap();
+        let p = &s.programs[0];
+        assert!(p.count_task_refs);
+        assert_eq!(p.expectation_for("fixed").task_refs, Some(TaskRefs::Balanced), "counted means balanced by default");
+        assert_eq!(p.expectation_for("fixed").retval, Some(7));
+        assert_eq!(p.expectation_for("baseline").task_refs, Some(TaskRefs::Leaked));
+        assert_eq!(p.expectation_for("other").verdict, ExpectedVerdict::Reject);
+        assert_eq!(p.expectation_for("other").task_refs, None);
+    }
+
+    #[test]
+    fn task_refs_expectation_needs_the_check() {
+        let yaml = [
+            "name: t",
+            "description: d",
+            "programs:",
+            "  - object: simple",
+            "    program: task_ref_tc",
+            "    type: tc",
+            "    expect: { task_refs: leaked }",
+        ];
+        let err = parse(&yaml.join("\n")).unwrap_err().to_string();
+        assert!(err.contains(":7:") && err.contains("checks: [task_refs]"), "{err}");
     }
 }

@@ -12,6 +12,10 @@ pub const PLAN_PATH: &str = "/plan.json";
 pub const BPF_DIR: &str = "/bpf";
 /// The guest device of the results channel (QEMU's second serial port).
 pub const RESULTS_DEVICE: &str = "/dev/ttyS1";
+/// The object and program the runner uses to count pid 1's task references (see
+/// [`ProgramPlan::count_task_refs`]).
+pub const PROBES_OBJECT: &str = "probes.bpf.o";
+pub const TASK_REFS_PROBE: &str = "task_rcu_users";
 /// Marks a record line; anything else on the channel is a protocol error.
 pub const RECORD_PREFIX: &str = "@bpfh1 ";
 
@@ -64,6 +68,10 @@ pub struct ProgramPlan {
     /// Load only: do not run (for programs expected to be rejected or not runnable).
     #[serde(default)]
     pub load_only: bool,
+    /// Read pid 1's task reference count (`rcu_users`) before the first run and after the last,
+    /// and report both: a program that leaks task references leaves it higher.
+    #[serde(default)]
+    pub count_task_refs: bool,
 }
 
 /// How the guest measured a run's duration.
@@ -125,6 +133,8 @@ pub enum Record {
         /// Per-run duration of each sample, in guest nanoseconds (instructions under icount).
         samples: Vec<u64>,
     },
+    /// pid 1's task reference count around a program's runs (warm-up run included).
+    TaskRefs { id: String, before: i64, after: i64 },
     /// Something went wrong for a program (or for the whole run when `id` is None).
     Error { id: Option<String>, message: String },
     /// The plan ran to its end; the host treats a run without it as incomplete.
@@ -188,6 +198,7 @@ mod tests {
                 repeat: 10,
                 samples: vec![83, 83],
             },
+            Record::TaskRefs { id: "p".into(), before: 2, after: 3 },
             Record::Done,
         ];
         let text: String = records.iter().map(|r| r.encode() + "\r\n").collect();

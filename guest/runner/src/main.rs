@@ -6,6 +6,7 @@
 
 mod io;
 mod load;
+mod probe;
 mod run;
 
 use std::panic::{self, AssertUnwindSafe};
@@ -121,7 +122,14 @@ fn handle_program(plan: &ProgramPlan) -> Result<()> {
         return Ok(());
     }
 
+    let task_refs = plan.count_task_refs.then(probe::TaskRefs::load).transpose()?;
+    let refs_before = task_refs.as_ref().map(probe::TaskRefs::read).transpose()?;
     let runs = run::run(loaded.fd(), plan)?;
+    if let (Some(probe), Some(before)) = (&task_refs, refs_before) {
+        let after = probe.read()?;
+        say(&format!("{}: pid 1 task references {before} -> {after}", plan.id));
+        io::send(&Record::TaskRefs { id: plan.id.clone(), before, after });
+    }
     say(&format!(
         "{}: ran {} x {}: retval {}{}, ns/run {:?}",
         plan.id,

@@ -75,6 +75,13 @@ fn run_syscall(fd: BorrowedFd<'_>) -> Result<(u32, u64)> {
     Ok((opts.retval, after.run_time_ns.wrapping_sub(before.run_time_ns)))
 }
 
+/// One untimed test run without input; the program's return value.
+pub fn retval_of_one_run(fd: BorrowedFd<'_>) -> Result<u32> {
+    let mut opts = test_run_opts();
+    test_run(fd, &mut opts)?;
+    Ok(opts.retval)
+}
+
 fn test_run_opts() -> libbpf_sys::bpf_test_run_opts {
     libbpf_sys::bpf_test_run_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
