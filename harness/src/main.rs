@@ -43,6 +43,9 @@ enum Command {
         /// Where results are stored (default: results/ in the repository).
         #[arg(long)]
         results_dir: Option<PathBuf>,
+        /// Run only this variant of the scenario's (repeatable).
+        #[arg(long = "only", value_name = "VARIANT")]
+        only: Vec<String>,
     },
 }
 
@@ -62,7 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ok = harness::prereq::doctor(kernel_src.is_none());
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Scenario { file, accel, mode, allow_emulated_wallclock, kernel_src, cache_dir, results_dir } => {
+        Command::Scenario { file, accel, mode, allow_emulated_wallclock, kernel_src, cache_dir, results_dir, only } => {
             let opts = Options {
                 accel,
                 mode,
@@ -70,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 kernel_src,
                 cache_dir,
                 results_dir: results_dir.unwrap_or_else(|| harness::guestbuild::repo_root().join("results")),
+                only,
             };
             let (result, path) = harness::run::run_scenario(&file, &opts)?;
             println!("{}", harness::table::render(&result));

@@ -38,6 +38,8 @@ pub struct Options {
     pub kernel_src: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub results_dir: PathBuf,
+    /// Run only these of the scenario's variants (empty: all of them).
+    pub only: Vec<String>,
 }
 
 pub fn variants_root() -> PathBuf {
@@ -50,7 +52,7 @@ pub fn base_fragment() -> PathBuf {
 
 /// The variants a scenario names, or every defined variant. Every variant a program's
 /// `expect_on` names must be defined, or a typo would silently apply the default expectation.
-fn select_variants(scenario: &Scenario) -> anyhow::Result<Vec<Variant>> {
+fn select_variants(scenario: &Scenario, only: &[String]) -> anyhow::Result<Vec<Variant>> {
     let all = Variant::discover(&variants_root())?;
     for program in &scenario.programs {
         for name in program.expect_on.keys() {
@@ -63,9 +65,18 @@ fn select_variants(scenario: &Scenario) -> anyhow::Result<Vec<Variant>> {
             );
         }
     }
-    let Some(names) = &scenario.variants else { return Ok(all) };
+    let names: Vec<String> = scenario.variants.clone().unwrap_or_else(|| all.iter().map(|v| v.name.clone()).collect());
+    for name in only {
+        anyhow::ensure!(
+            names.contains(name),
+            "--only {name}: {} runs only these variants: {}",
+            scenario.path.display(),
+            names.join(", ")
+        );
+    }
     names
         .iter()
+        .filter(|name| only.is_empty() || only.contains(name))
         .map(|name| {
             all.iter().find(|v| &v.name == name).cloned().ok_or_else(|| {
                 let known: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
@@ -248,7 +259,7 @@ fn host_cpu() -> String {
 pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(RunResult, PathBuf)> {
     crate::prereq::ensure(opts.kernel_src.is_none())?;
     let scenario = Scenario::load(scenario_path, &guestbuild::bpf_source_dir())?;
-    let variants = select_variants(&scenario)?;
+    let variants = select_variants(&scenario, &opts.only)?;
     let cache = Cache::resolve(opts.cache_dir.as_deref())?;
     let source: KernelSource = source::prepare(&cache, opts.kernel_src.as_deref())?;
     let programs = programs_with_fixed_cost_references(&scenario);
