@@ -12,16 +12,17 @@
  *               loop of RT_WD_LOOPS iterations;
  *   rt_wd_loop: the same held across bpf_loop(RT_WD_LOOPS, ...);
  *   rt_wd_acq:  a bpf_iter_num loop that takes and drops pid 1 in each
- *               iteration while holding pid 2; counts the acquisitions
- *               that returned NULL in rt_wd_stats[RT_WD_REFUSED];
+ *               iteration while holding pid 2 (after a cancellation the
+ *               acquisition returns NULL: bpf_ref_acquire ... refused);
  *   rt_wd_obj:  a task and a bpf_obj_new object held across the loop; the
- *               object is written after the loop, then dropped; the value
- *               read back is stored in rt_wd_stats[RT_WD_OBJ_VALUE];
+ *               iteration count is stored into the object after the loop
+ *               and read back from it before it is dropped;
  *   rt_wd_tc:   a tc program holding pid 1 across the loop.
  *
- * The counters are in an array map rather than in global variables:
- * libbpf maps .bss with MAP_SHARED|MAP_ANONYMOUS, which fails in a guest
- * kernel built from tinyconfig (no shmem).
+ * No maps and no global variables: libbpf (1.5) creates a memfd for every
+ * map at open time and mmaps global data MAP_SHARED, and both fail with
+ * ENOSYS in a guest kernel built from tinyconfig (no MEMFD_CREATE, no
+ * shmem).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,30 +31,6 @@
 /* BPF_MAX_LOOPS: the most bpf_loop() and bpf_iter_num allow */
 #define RT_WD_LOOPS (8 * 1024 * 1024)
 
-enum {
-	RT_WD_REFUSED,
-	RT_WD_OBJ_VALUE,
-	RT_WD_NR_STATS,
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, RT_WD_NR_STATS);
-	__type(key, __u32);
-	__type(value, __u64);
-} rt_wd_stats SEC(".maps");
-
-static __always_inline void stat_set(__u32 key, __u64 value, bool add)
-{
-	__u64 *v = bpf_map_lookup_elem(&rt_wd_stats, &key);
-
-	if (!v)
-		return;
-	if (add)
-		*v += value;
-	else
-		*v = value;
-}
 
 struct rt_wd_held {
 	struct task_struct *t1;
@@ -155,10 +132,8 @@ int rt_wd_acq(void *ctx)
 	while ((v = bpf_iter_num_next(&it))) {
 		n++;
 		t = bpf_task_from_pid(1);
-		if (!t) {
-			stat_set(RT_WD_REFUSED, 1, true);
+		if (!t)
 			continue;
-		}
 		bpf_task_release(t);
 	}
 	bpf_iter_num_destroy(&it);
@@ -186,7 +161,7 @@ int rt_wd_obj(void *ctx)
 
 	/* the object must still be ours after a cancellation */
 	o->value = n;
-	stat_set(RT_WD_OBJ_VALUE, o->value, false);
+	n = o->value;
 	bpf_obj_drop(o);
 	bpf_task_release(t);
 	return n;

@@ -145,7 +145,7 @@ int BPF_PROG(throw_fentry, int a)
 		return 0;
 	t = bpf_task_from_pid(1);
 	if (may_throw())
-		bpf_throw(0xE2);
+		bpf_throw(0);	/* fentry programs must return 0 */
 	if (t)
 		bpf_task_release(t);
 	bpf_cpumask_release(m);
@@ -177,6 +177,33 @@ int throw_global_loophole(struct __sk_buff *skb)
 	return ret;
 }
 
+/* (f') The same with a global subprog that also holds a reference of its own when it throws:
+ * the global subprog is verified on its own, and its frame gets its own descriptor.
+ */
+__noinline int loophole_global_throw_ref(int len)
+{
+	struct task_struct *t = bpf_task_from_pid(1);
+
+	if (len > 10)
+		bpf_throw(0xF2);
+	if (t)
+		bpf_task_release(t);
+	return len;
+}
+
+SEC("tc")
+int throw_global_ref(struct __sk_buff *skb)
+{
+	struct task_struct *t = bpf_task_from_pid(1);
+	int ret;
+
+	if (!t)
+		return 1;
+	ret = loophole_global_throw_ref(skb->len);
+	bpf_task_release(t);
+	return ret;
+}
+
 /* (g) Descriptors that cannot merge: the same stack slot holds a task reference on one path
  * and a bpf_obj_new() object on the other when the program throws. There is no single way to
  * release what the slot holds, so the verifier must reject the program.
@@ -193,6 +220,36 @@ int throw_unmergeable(struct __sk_buff *skb)
 	if (!p)
 		return 1;
 	bpf_throw(0x6);
+	return 0;
+}
+
+/* (g'') NULL merges with an object, a non-NULL scalar does not: the register holding t is a task
+ * reference on one path, NULL on a second and an arbitrary number on a third, which the verifier
+ * explores in this order. The third path must not be pruned against the second one at the point
+ * where they join (t is not read on either afterwards): the verifier marks the NULL it recorded
+ * at bpf_throw as read and precise, sees the number at bpf_throw and rejects the program.
+ * Accepting it would make bpf_throw call the task destructor on that number.
+ */
+SEC("tc")
+int throw_null_or_scalar(struct __sk_buff *skb)
+{
+	struct task_struct *t = NULL;
+	__u32 len = skb->len;
+	volatile __u64 kind = 0;	/* on the stack: clang cannot recompute it from len */
+	volatile int marker __attribute__((unused));	/* written only: keeps the NULL path */
+
+	if (len > 100) {
+		t = bpf_task_from_pid(1);
+		kind = 1;
+	} else if (len <= 50) {
+		marker = 2;
+	} else {
+		t = (struct task_struct *)(unsigned long)(len | 1);
+	}
+	if (skb->mark > 5)
+		bpf_throw(0x8);
+	if (kind == 1 && t)
+		bpf_task_release(t);
 	return 0;
 }
 

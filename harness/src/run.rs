@@ -205,8 +205,7 @@ fn choose_accel(choice: AccelChoice, kernel: &KernelBuild, runner: &Path) -> any
                 None => Ok(Accel::Kvm),
                 Some(failure) => {
                     let why = failure.to_string();
-                    let first =
-                        why.lines().find(|l| l.contains("KVM")).unwrap_or_else(|| why.lines().next().unwrap_or(""));
+                    let first = why.lines().next().unwrap_or_default().trim_end_matches([';', ':']);
                     eprintln!(
                         "warning: /dev/kvm exists but a guest does not run under it ({first}); falling back to TCG (emulation). Probe console: {}",
                         outcome.console_log.display()
