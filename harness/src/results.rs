@@ -2,7 +2,7 @@
 //! provenance a reader needs to trust or reproduce it. Stored as versioned JSON.
 
 use crate::fsutil::write_atomic;
-use crate::scenario::{ExpectedVerdict, ProgramSpec, TaskRefs};
+use crate::scenario::{ExpectedVerdict, ProgramSpec, RunError, TaskRefs, TracePattern};
 use crate::vm::{Accel, GuestFailure, Mode};
 use bpfh_protocol::{LoadInfo, ProgType, Record, Timing, Verdict};
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,14 @@ pub struct ProgramResult {
     pub summary: Option<Summary>,
     /// pid 1's task reference count before and after the runs, when counted.
     pub task_refs: Option<RefCount>,
+    /// errno of the test runs the kernel failed (ECANCELED: cancelled by a watchdog), and how many.
+    #[serde(default)]
+    pub run_errno: Option<i32>,
+    #[serde(default)]
+    pub failed_runs: u32,
+    /// Events of the traced run, when the scenario asked for a trace.
+    #[serde(default)]
+    pub trace: Option<Vec<String>>,
     pub checks: Vec<Check>,
 }
 
@@ -150,6 +158,9 @@ pub fn evaluate(
         samples: Vec::new(),
         summary: None,
         task_refs: None,
+        run_errno: None,
+        failed_runs: 0,
+        trace: None,
         checks: Vec::new(),
     };
     let mut errors = Vec::new();
@@ -159,15 +170,20 @@ pub fn evaluate(
                 result.verdict = Some(verdict.clone());
                 result.load_info = info.clone();
             }
-            Record::Ran { id, retval, retval_mismatch, timing, repeat, samples } if *id == spec.id => {
+            Record::Ran { id, retval, retval_mismatch, timing, repeat, samples, run_errno, failed_runs }
+                if *id == spec.id =>
+            {
                 result.retval = Some(*retval);
                 result.timing = Some(*timing);
                 result.repeat = Some(*repeat);
                 result.samples = samples.clone();
+                result.run_errno = *run_errno;
+                result.failed_runs = *failed_runs;
                 if *retval_mismatch {
                     errors.push("runs returned different values".to_string());
                 }
             }
+            Record::Trace { id, lines } if *id == spec.id => result.trace = Some(lines.clone()),
             Record::TaskRefs { id, before, after } if *id == spec.id => {
                 result.task_refs = Some(RefCount { before: *before, after: *after })
             }
@@ -203,7 +219,28 @@ pub fn evaluate(
     }
     let ran_expected = expect.verdict == ExpectedVerdict::Accept;
     if ran_expected && matches!(result.verdict, Some(Verdict::Accepted)) {
-        if result.samples.len() != spec.samples as usize {
+        for (field, want) in &expect.prog_info {
+            let got = result.load_info.as_ref().and_then(|i| i.extra.get(field));
+            result.checks.push(check(
+                "prog_info",
+                got == Some(want),
+                match got {
+                    Some(got) => format!("bpf_prog_info.{field} = {got}, expected {want}"),
+                    None => format!("bpf_prog_info.{field} not reported (does the variant declare it?)"),
+                },
+            ));
+        }
+        if result.retval.is_some() {
+            result.checks.push(run_error_check(expect.run_error, result.run_errno, result.failed_runs));
+        }
+        if let (Some(want), Some(got)) = (&expect.trace, &result.trace) {
+            result.checks.push(trace_check(want, got));
+        } else if expect.trace.is_some() {
+            result.checks.push(check("trace", false, "no trace was reported".into()));
+        }
+        // A tc run the kernel fails has no duration: only expected failures may lack samples.
+        let sampled_failures = expect.run_error.is_some() && spec.prog_type == ProgType::Tc;
+        if result.samples.len() != spec.samples as usize && !sampled_failures {
             result.checks.push(check(
                 "samples",
                 false,
@@ -247,6 +284,57 @@ pub fn evaluate(
         result.checks.push(check("guest", false, error));
     }
     result
+}
+
+fn run_error_check(want: Option<RunError>, got: Option<i32>, failed: u32) -> Check {
+    let name = |errno: i32| std::io::Error::from_raw_os_error(errno).to_string();
+    match (want, got) {
+        (None, None) => check("run_error", true, "every test run succeeded".into()),
+        (None, Some(errno)) => {
+            check("run_error", false, format!("{failed} test runs failed: errno {errno} ({})", name(errno)))
+        }
+        (Some(want), None) => check("run_error", false, format!("every test run succeeded, expected {want:?}")),
+        (Some(want), Some(errno)) => check(
+            "run_error",
+            errno == want.errno(),
+            format!("{failed} test runs failed with errno {errno} ({}), expected {want:?}", name(errno)),
+        ),
+    }
+}
+
+/// The traced run's events must match the expected patterns one for one, in order.
+fn trace_check(want: &[TracePattern], got: &[String]) -> Check {
+    for (index, pattern) in want.iter().enumerate() {
+        match got.get(index) {
+            Some(line) if pattern.matches(line) => {}
+            Some(line) => {
+                return check(
+                    "trace",
+                    false,
+                    format!("event {}: expected `{pattern}`, got `{line}`\n{}", index + 1, numbered(got)),
+                )
+            }
+            None => {
+                return check(
+                    "trace",
+                    false,
+                    format!("{} events, expected {}; missing `{pattern}`\n{}", got.len(), want.len(), numbered(got)),
+                )
+            }
+        }
+    }
+    if got.len() > want.len() {
+        return check(
+            "trace",
+            false,
+            format!("{} events, expected {}; first extra: `{}`", got.len(), want.len(), got[want.len()]),
+        );
+    }
+    check("trace", true, format!("{} events in the expected order", got.len()))
+}
+
+fn numbered(lines: &[String]) -> String {
+    lines.iter().enumerate().map(|(i, l)| format!("  {:>3}  {l}", i + 1)).collect::<Vec<_>>().join("\n")
 }
 
 fn log_tail(log: &str) -> String {
@@ -296,9 +384,12 @@ mod tests {
             program: "p".into(),
             prog_type: ProgType::Tc,
             repeat: 10,
+            packet_bytes: None,
             samples: 2,
             count_task_refs: false,
-            expect: Expectation { verdict, message: message.map(str::to_string), retval, task_refs: None },
+            sysctls: Default::default(),
+            trace_events: Vec::new(),
+            expect: Expectation { verdict, message: message.map(str::to_string), retval, ..Expectation::default() },
             expect_on: Default::default(),
             line: 1,
         }
@@ -312,6 +403,8 @@ mod tests {
             timing: Timing::TestRunDuration,
             repeat: 10,
             samples,
+            run_errno: None,
+            failed_runs: 0,
         }
     }
 
@@ -393,6 +486,58 @@ mod tests {
         assert!(!wrong.passed());
         let missing = evaluate(&spec(ExpectedVerdict::Reject, None, None), "v", false, &[], Mode::Icount);
         assert!(!missing.passed());
+    }
+
+    #[test]
+    fn cancelled_runs_pass_only_when_expected() {
+        let cancelled = Record::Ran {
+            id: "p".into(),
+            retval: 0,
+            retval_mismatch: false,
+            timing: Timing::TestRunDuration,
+            repeat: 1,
+            samples: vec![],
+            run_errno: Some(125),
+            failed_runs: 3,
+        };
+        let mut s = spec(ExpectedVerdict::Accept, None, None);
+        let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), cancelled.clone()], Mode::Icount);
+        assert!(r.checks.iter().any(|c| c.what == "run_error" && !c.ok), "{:?}", r.checks);
+        s.expect.run_error = Some(RunError::ECANCELED);
+        let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), cancelled], Mode::Icount);
+        assert!(r.passed(), "{:?}", r.checks);
+        let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), ran(vec![5, 5], 0)], Mode::Icount);
+        assert!(!r.passed(), "a run that was not cancelled must fail the expectation");
+    }
+
+    #[test]
+    fn traces_must_match_in_order_and_length() {
+        let pats: Vec<TracePattern> = ["bpf_ref_acquire: held=1", "bpf_ref_table: entries=0"]
+            .iter()
+            .map(|p| TracePattern::parse(p).unwrap())
+            .collect();
+        let good = ["bpf_ref_acquire: prog_id=5 obj=0xffff held=1 tracked", "bpf_ref_table: prog_id=5 entries=0"]
+            .map(String::from);
+        assert!(trace_check(&pats, &good).ok);
+        assert!(!trace_check(&pats, &good[..1]).ok);
+        let swapped = [good[1].clone(), good[0].clone()];
+        assert!(!trace_check(&pats, &swapped).ok);
+        let extra = [good[0].clone(), good[1].clone(), good[1].clone()];
+        assert!(!trace_check(&pats, &extra).ok);
+        let held2 = ["bpf_ref_acquire: prog_id=5 held=2".to_string(), good[1].clone()];
+        assert!(!trace_check(&pats, &held2).ok);
+    }
+
+    #[test]
+    fn declared_prog_info_fields_are_compared() {
+        let mut s = spec(ExpectedVerdict::Accept, None, None);
+        s.expect.prog_info.insert("max_acquired_refs".into(), 2);
+        let info = LoadInfo { extra: [("max_acquired_refs".to_string(), 2)].into(), ..LoadInfo::default() };
+        let load = Record::Loaded { id: "p".into(), verdict: Verdict::Accepted, info: Some(info) };
+        let r = evaluate(&s, "v", false, &[load, ran(vec![5, 5], 0)], Mode::Icount);
+        assert!(r.passed(), "{:?}", r.checks);
+        let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), ran(vec![5, 5], 0)], Mode::Icount);
+        assert!(r.checks.iter().any(|c| c.what == "prog_info" && !c.ok));
     }
 
     #[test]

@@ -113,14 +113,12 @@ fn programs_with_fixed_cost_references(scenario: &Scenario) -> Vec<(ProgramSpec,
                     program: name,
                     prog_type: ty,
                     repeat: first.repeat,
+                    packet_bytes: None,
                     samples: first.samples,
                     count_task_refs: false,
-                    expect: Expectation {
-                        verdict: ExpectedVerdict::Accept,
-                        message: None,
-                        retval: Some(0),
-                        task_refs: None,
-                    },
+                    sysctls: Default::default(),
+                    trace_events: Vec::new(),
+                    expect: Expectation { retval: Some(0), ..Expectation::default() },
                     expect_on: Default::default(),
                     line: 0,
                 },
@@ -131,11 +129,13 @@ fn programs_with_fixed_cost_references(scenario: &Scenario) -> Vec<(ProgramSpec,
     programs
 }
 
-fn plan_for(scenario: &Scenario, variant: &str, programs: &[(ProgramSpec, bool)]) -> Plan {
+fn plan_for(scenario: &Scenario, variant: &Variant, programs: &[(ProgramSpec, bool)]) -> Plan {
+    let name = variant.name.as_str();
     Plan {
         scenario: scenario.name.clone(),
-        variant: variant.into(),
+        variant: name.into(),
         probe_only: false,
+        info_fields: variant.prog_info.clone(),
         programs: programs
             .iter()
             .map(|(p, _)| ProgramPlan {
@@ -144,9 +144,12 @@ fn plan_for(scenario: &Scenario, variant: &str, programs: &[(ProgramSpec, bool)]
                 program: p.program.clone(),
                 prog_type: p.prog_type,
                 repeat: p.repeat,
+                packet_bytes: p.packet_bytes,
                 samples: p.samples,
-                load_only: p.expectation_for(variant).verdict == ExpectedVerdict::Reject,
+                load_only: p.expectation_for(name).verdict == ExpectedVerdict::Reject,
                 count_task_refs: p.count_task_refs,
+                sysctls: p.sysctls.clone(),
+                trace_events: p.trace_events.clone(),
             })
             .collect(),
     }
@@ -189,6 +192,7 @@ fn choose_accel(choice: AccelChoice, kernel: &KernelBuild, runner: &Path) -> any
                 variant: kernel.variant.clone(),
                 probe_only: true,
                 programs: vec![],
+                info_fields: vec![],
             };
             write_image(&initrd, runner, &[], &plan)?;
             progress::phase(&kernel.variant, "probing whether KVM really runs a guest");
@@ -294,7 +298,7 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
         };
         let objects = guestbuild::build_bpf_objects(&cache, &source, &kernel, &object_names)?;
         let objects: Vec<(String, PathBuf)> = objects.into_iter().map(|(n, p)| (format!("{n}.bpf.o"), p)).collect();
-        let plan = plan_for(&scenario, &variant.name, &programs);
+        let plan = plan_for(&scenario, variant, &programs);
         let workdir = run_dir.join(&variant.name);
         let initrd = kernel.objdir.join("run").join(format!("{}.cpio", scenario.name));
         write_image(&initrd, &runner, &objects, &plan)?;
@@ -364,6 +368,21 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_shipped_scenario_is_valid_and_names_defined_variants() {
+        let dir = guestbuild::repo_root().join("scenarios");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let scenario = Scenario::load(&path, &guestbuild::bpf_source_dir()).unwrap_or_else(|e| panic!("{e}"));
+                select_variants(&scenario, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "found only {checked} scenarios in {}", dir.display());
+    }
 
     #[test]
     fn icount_is_refused_under_kvm_and_emulated_wallclock_needs_consent() {

@@ -13,6 +13,9 @@ const DEFAULT_BOOT_TIMEOUT_S: u64 = 120;
 const DEFAULT_RUN_TIMEOUT_S: u64 = 600;
 const DEFAULT_REPEAT: u32 = 1000;
 const DEFAULT_SAMPLES: u32 = 5;
+/// An Ethernet header, up to the runner's full IPv4/UDP test packet.
+const MIN_PACKET_BYTES: u32 = 14;
+const MAX_PACKET_BYTES: u32 = 64;
 
 /// A validated scenario: defaults applied, every program's BPF source known to exist.
 #[derive(Debug, Clone)]
@@ -38,17 +41,23 @@ pub struct ProgramSpec {
     pub prog_type: ProgType,
     /// Test runs per sample; always 1 for syscall programs.
     pub repeat: u32,
+    /// Length of the tc test packet (default: a 64-byte IPv4/UDP frame).
+    pub packet_bytes: Option<u32>,
     pub samples: u32,
     /// Read pid 1's task reference count around the runs (`checks: [task_refs]`).
     pub count_task_refs: bool,
     pub expect: Expectation,
+    /// sysctls set around the runs (names like `kernel.bpf_stats_enabled`).
+    pub sysctls: BTreeMap<String, String>,
+    /// tracefs events recorded during one extra run (`trace.events`).
+    pub trace_events: Vec<String>,
     /// Expectations that replace `expect` on the named variants.
     pub expect_on: BTreeMap<String, Expectation>,
     /// Line of the program's entry in the scenario file (0 for programs the harness adds).
     pub line: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expectation {
     pub verdict: ExpectedVerdict,
     /// Text the verifier log must contain (reject only).
@@ -57,6 +66,78 @@ pub struct Expectation {
     pub retval: Option<u32>,
     /// What the runs must do to pid 1's task reference count (needs `checks: [task_refs]`).
     pub task_refs: Option<TaskRefs>,
+    /// The errno every failed test run must have failed with (and some run must have failed);
+    /// None: every run must succeed.
+    pub run_error: Option<RunError>,
+    /// Values of the variant's own `bpf_prog_info` fields after loading.
+    pub prog_info: BTreeMap<String, u64>,
+    /// The traced run's events, in order, one pattern per line (needs `trace.events`).
+    pub trace: Option<Vec<TracePattern>>,
+}
+
+/// An errno a test run may fail with, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RunError {
+    /// A watchdog cancelled the run.
+    ECANCELED,
+    EINVAL,
+    ENOMEM,
+    EFAULT,
+    ENOSPC,
+    E2BIG,
+}
+
+impl RunError {
+    pub fn errno(self) -> i32 {
+        match self {
+            RunError::ECANCELED => 125,
+            RunError::EINVAL => 22,
+            RunError::ENOMEM => 12,
+            RunError::EFAULT => 14,
+            RunError::ENOSPC => 28,
+            RunError::E2BIG => 7,
+        }
+    }
+}
+
+/// One expected trace line: `event: key=value ...`. A line matches when its event is the same and
+/// it carries every given `key=value` (other fields, such as addresses, are not compared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracePattern {
+    pub event: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl TracePattern {
+    pub fn parse(text: &str) -> Option<TracePattern> {
+        let (event, rest) = text.split_once(':').unwrap_or((text, ""));
+        let event = event.trim();
+        if event.is_empty() || event.contains(char::is_whitespace) {
+            return None;
+        }
+        let fields = rest
+            .split_whitespace()
+            .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).filter(|(k, _)| !k.is_empty()))
+            .collect::<Option<Vec<_>>>()?;
+        Some(TracePattern { event: event.to_string(), fields })
+    }
+
+    /// Whether a trace line (as the runner reports it: `event: fields`) matches.
+    pub fn matches(&self, line: &str) -> bool {
+        let Some((event, rest)) = line.split_once(':') else { return false };
+        event.trim() == self.event
+            && self.fields.iter().all(|(k, v)| rest.split_whitespace().any(|kv| kv.split_once('=') == Some((k, v))))
+    }
+}
+
+impl fmt::Display for TracePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.event)?;
+        for (k, v) in &self.fields {
+            write!(f, " {k}={v}")?;
+        }
+        Ok(())
+    }
 }
 
 impl ProgramSpec {
@@ -168,12 +249,30 @@ struct RawProgram {
     prog_type: ProgType,
     repeat: Option<Spanned<u32>>,
     samples: Option<Spanned<u32>>,
+    packet_bytes: Option<Spanned<u32>>,
     #[serde(default)]
     checks: Vec<Check>,
     #[serde(default)]
     expect: RawExpect,
     #[serde(default)]
     expect_on: BTreeMap<String, RawExpect>,
+    #[serde(default)]
+    sysctls: HashMap<Spanned<String>, SysctlValue>,
+    trace: Option<RawTrace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrace {
+    events: Spanned<Vec<Spanned<String>>>,
+}
+
+/// sysctl values are written as text; YAML numbers are accepted for convenience.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SysctlValue {
+    Number(u64),
+    Text(String),
 }
 
 #[derive(Deserialize, Default)]
@@ -184,6 +283,22 @@ struct RawExpect {
     message: Option<Spanned<String>>,
     retval: Option<Spanned<u32>>,
     task_refs: Option<Spanned<TaskRefs>>,
+    run_error: Option<RunError>,
+    #[serde(default)]
+    prog_info: BTreeMap<String, u64>,
+    trace: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `kernel.bpf_stats_enabled`: dot-separated words, as sysctl(8) writes them.
+fn is_sysctl_name(name: &str) -> bool {
+    name.split('.').count() >= 2
+        && name.split('.').all(|w| !w.is_empty() && w.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_')))
+}
+
+/// `bpf_ref` or `bpf_ref/bpf_ref_acquire`: a tracefs event group or event.
+fn is_trace_event(name: &str) -> bool {
+    name.split('/').count() <= 2
+        && name.split('/').all(|w| !w.is_empty() && w.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_')))
 }
 
 /// Scenario and object names become file and directory names (results, BPF sources and objects).
@@ -328,13 +443,55 @@ impl Checker<'_> {
             (ProgType::Tc, repeat) => self.at_least_one(repeat, "repeat", defaults.repeat)?,
         };
         let samples = self.at_least_one(p.samples, "samples", defaults.samples)?;
+        let packet_bytes = match p.packet_bytes {
+            Some(n) if p.prog_type != ProgType::Tc => {
+                return Err(self.fail(n.referenced, "packet_bytes: only tc programs run on a packet"))
+            }
+            Some(n) if !(MIN_PACKET_BYTES..=MAX_PACKET_BYTES).contains(&n.value) => {
+                return Err(self.fail(
+                    n.referenced,
+                    format!("packet_bytes: {} is outside {MIN_PACKET_BYTES}..={MAX_PACKET_BYTES}", n.value),
+                ))
+            }
+            n => n.map(|n| n.value),
+        };
 
         let count_task_refs = p.checks.contains(&Check::TaskRefs);
-        let expect = self.expectation(p.expect, count_task_refs)?;
+        let mut sysctls = BTreeMap::new();
+        for (name, value) in p.sysctls {
+            if !is_sysctl_name(&name.value) {
+                return Err(self.fail(
+                    name.referenced,
+                    format!("sysctls: {:?} is not a sysctl name (like kernel.bpf_stats_enabled)", name.value),
+                ));
+            }
+            let value = match value {
+                SysctlValue::Number(n) => n.to_string(),
+                SysctlValue::Text(t) => t,
+            };
+            sysctls.insert(name.value, value);
+        }
+        let mut trace_events = Vec::new();
+        if let Some(trace) = p.trace {
+            if trace.events.value.is_empty() {
+                return Err(self.fail(trace.events.referenced, "trace.events: empty list; omit trace instead"));
+            }
+            for event in trace.events.value {
+                if !is_trace_event(&event.value) {
+                    return Err(self.fail(
+                        event.referenced,
+                        format!("trace.events: {:?} is not a tracefs event group or group/event", event.value),
+                    ));
+                }
+                trace_events.push(event.value);
+            }
+        }
+        let traced = !trace_events.is_empty();
+        let expect = self.expectation(p.expect, count_task_refs, traced)?;
         let expect_on = p
             .expect_on
             .into_iter()
-            .map(|(variant, raw)| Ok((variant, self.expectation(raw, count_task_refs)?)))
+            .map(|(variant, raw)| Ok((variant, self.expectation(raw, count_task_refs, traced)?)))
             .collect::<Result<_, ScenarioError>>()?;
 
         Ok(ProgramSpec {
@@ -343,16 +500,38 @@ impl Checker<'_> {
             program: p.program,
             prog_type: p.prog_type,
             repeat,
+            packet_bytes,
             samples,
             count_task_refs,
+            sysctls,
+            trace_events,
             expect,
             expect_on,
             line: entry.referenced.line() as usize,
         })
     }
 
-    fn expectation(&self, raw: RawExpect, count_task_refs: bool) -> Result<Expectation, ScenarioError> {
-        let RawExpect { verdict, message, retval, task_refs } = raw;
+    fn expectation(&self, raw: RawExpect, count_task_refs: bool, traced: bool) -> Result<Expectation, ScenarioError> {
+        let RawExpect { verdict, message, retval, task_refs, run_error, prog_info, trace } = raw;
+        let trace = match trace {
+            None => None,
+            Some(list) if !traced => {
+                return Err(self.fail(list.referenced, "expect.trace: needs `trace: { events: [...] }` on the program"))
+            }
+            Some(list) => Some(
+                list.value
+                    .into_iter()
+                    .map(|line| {
+                        TracePattern::parse(&line.value).ok_or_else(|| {
+                            self.fail(
+                                line.referenced,
+                                format!("expect.trace: {:?} is not `event: key=value ...`", line.value),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
         match (verdict, &message, &retval) {
             (ExpectedVerdict::Accept, Some(message), _) => {
                 return Err(self.fail(
@@ -380,7 +559,15 @@ impl Checker<'_> {
         let task_refs = task_refs
             .map(|r| r.value)
             .or((count_task_refs && verdict == ExpectedVerdict::Accept).then_some(TaskRefs::Balanced));
-        Ok(Expectation { verdict, message: message.map(|m| m.value), retval: retval.map(|r| r.value), task_refs })
+        Ok(Expectation {
+            verdict,
+            message: message.map(|m| m.value),
+            retval: retval.map(|r| r.value),
+            task_refs,
+            run_error,
+            prog_info,
+            trace,
+        })
     }
 }
 
@@ -441,14 +628,12 @@ mod tests {
                     program: "task_ref_tc".into(),
                     prog_type: ProgType::Tc,
                     repeat: 1000,
+                    packet_bytes: None,
                     samples: 5,
                     count_task_refs: false,
-                    expect: Expectation {
-                        verdict: ExpectedVerdict::Accept,
-                        message: None,
-                        retval: None,
-                        task_refs: None
-                    },
+                    sysctls: BTreeMap::new(),
+                    trace_events: vec![],
+                    expect: Expectation::default(),
                     expect_on: BTreeMap::new(),
                     line: 4,
                 },
@@ -458,13 +643,15 @@ mod tests {
                     program: "empty_syscall".into(),
                     prog_type: ProgType::Syscall,
                     repeat: 1,
+                    packet_bytes: None,
                     samples: 3,
                     count_task_refs: false,
+                    sysctls: BTreeMap::new(),
+                    trace_events: vec![],
                     expect: Expectation {
                         verdict: ExpectedVerdict::Reject,
                         message: Some("Unreleased reference".into()),
-                        retval: None,
-                        task_refs: None,
+                        ..Expectation::default()
                     },
                     expect_on: BTreeMap::new(),
                     line: 7,
@@ -489,6 +676,36 @@ mod tests {
         let counts: Vec<(u32, u32)> = s.programs.iter().map(|p| (p.repeat, p.samples)).collect();
         assert_eq!(counts, [(100000, 9), (10, 2), (1, 9)]);
         assert_eq!(s.programs[0].expect.retval, Some(3));
+    }
+
+    #[test]
+    fn sysctls_and_traces_are_validated() {
+        let s = parse(&with_program(
+            "    program: p\n    type: tc\n    sysctls: { kernel.bpf_watchdog_budget_ns: 10000000 }\n\
+             \x20   trace: { events: [bpf_ref] }\n\
+             \x20   expect:\n      trace:\n        - \"bpf_ref_acquire: kfunc=bpf_task_from_pid held=1\"\n\
+             \x20       - \"bpf_ref_table: entries=0\"\n",
+        ))
+        .unwrap();
+        let p = &s.programs[0];
+        assert_eq!(p.sysctls.get("kernel.bpf_watchdog_budget_ns").map(String::as_str), Some("10000000"));
+        assert_eq!(p.trace_events, ["bpf_ref"]);
+        let trace = p.expect.trace.as_ref().unwrap();
+        assert_eq!(trace[0].fields, [("kfunc".into(), "bpf_task_from_pid".into()), ("held".into(), "1".into())]);
+        assert!(trace[1].matches("bpf_ref_table: prog_id=3 entries=0"));
+
+        let e = error(&with_program("    program: p\n    type: tc\n    sysctls: { /etc/passwd: 1 }\n"));
+        assert!(e.starts_with("scenarios/t.yaml:7:16: sysctls: \"/etc/passwd\""), "{e}");
+        let e = error(&with_program("    program: p\n    type: tc\n    trace: { events: [../x] }\n"));
+        assert!(e.starts_with("scenarios/t.yaml:7:23: trace.events"), "{e}");
+        let e = error(&with_program("    program: p\n    type: tc\n    expect: { trace: [\"a: b=c\"] }\n"));
+        assert!(e.contains("expect.trace: needs `trace"), "{e}");
+        let e = error(&with_program(
+            "    program: p\n    type: tc\n    trace: { events: [bpf_ref] }\n    expect: { trace: [\"a: nokey\"] }\n",
+        ));
+        assert!(e.contains("is not `event: key=value ...`"), "{e}");
+        let e = error(&with_program("    program: p\n    type: tc\n    expect: { run_error: ECANCELLED }\n"));
+        assert!(e.starts_with("scenarios/t.yaml:7:"), "{e}");
     }
 
     #[test]

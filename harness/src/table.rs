@@ -74,11 +74,16 @@ pub fn render(run: &RunResult) -> String {
                 num(s.map(|s| s.n.to_string())),
                 p.unit.clone(),
                 format!("{:?}/{:?}", p.accel, p.mode).to_lowercase(),
-                if failed.is_empty() { "ok".into() } else { format!("FAILED: {}", failed.join(",")) },
+                match (failed.is_empty(), prog.run_errno) {
+                    (true, None) => "ok".into(),
+                    (true, Some(errno)) => format!("ok ({} runs failed, errno {errno}, as expected)", prog.failed_runs),
+                    (false, _) => format!("FAILED: {}", failed.join(",")),
+                },
             ]);
         }
     }
     out.push_str(&render_rows(&rows));
+    out.push_str(&render_load(run));
     for v in &run.variants {
         if let Some(failure) = &v.failure {
             out.push_str(&format!("\n[{}] INCOMPLETE: {failure}\nconsole: {}\n", v.name, v.console_log.display()));
@@ -96,6 +101,64 @@ pub fn render(run: &RunResult) -> String {
         }
     }
     out
+}
+
+/// Load-time costs of every accepted program, veristat's columns plus the variant's own
+/// `bpf_prog_info` fields.
+fn render_load(run: &RunResult) -> String {
+    let extra: Vec<&String> = {
+        let mut names: Vec<&String> = run
+            .variants
+            .iter()
+            .flat_map(|v| &v.programs)
+            .filter_map(|p| p.load_info.as_ref())
+            .flat_map(|i| i.extra.keys())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let mut header: Vec<String> = [
+        "program",
+        "variant",
+        "insns processed",
+        "total states",
+        "peak states",
+        "verif time (us)",
+        "xlated B",
+        "jited B",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(extra.iter().map(|n| n.to_string()));
+    let mut rows = vec![header];
+    for v in &run.variants {
+        for prog in v.programs.iter().filter(|p| !p.fixed_overhead_reference) {
+            let Some(info) = &prog.load_info else { continue };
+            let opt = |n: Option<String>| n.unwrap_or_else(|| "-".into());
+            let mut row = vec![
+                prog.id.clone(),
+                v.name.clone(),
+                info.verified_insns.to_string(),
+                opt(info.total_states.map(|n| n.to_string())),
+                opt(info.peak_states.map(|n| n.to_string())),
+                opt(info.verification_time_us.map(|n| n.to_string())),
+                info.xlated_len.to_string(),
+                info.jited_len.to_string(),
+            ];
+            row.extend(extra.iter().map(|n| opt(info.extra.get(*n).map(|v| v.to_string()))));
+            rows.push(row);
+        }
+    }
+    if rows.len() == 1 {
+        return String::new();
+    }
+    let clock = if run.provenance.unit == "insns" {
+        "verifier clock in guest us: thousands of guest instructions under icount"
+    } else {
+        "verifier clock in guest us"
+    };
+    format!("\nload (accepted programs; {clock}):\n{}", render_rows(&rows))
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! and an ordered git format-patch series.
 
 use anyhow::Context;
+use bpfh_protocol::{InfoField, MAX_PROG_INFO_BYTES};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
@@ -12,6 +14,16 @@ struct VariantFile {
     /// Extra config fragment, relative to the variant directory.
     #[serde(default)]
     config: Option<PathBuf>,
+    /// Fields the series appends to `struct bpf_prog_info`, reported with every program's load.
+    #[serde(default)]
+    prog_info: BTreeMap<String, InfoFieldSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InfoFieldSpec {
+    offset: u32,
+    size: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -22,6 +34,7 @@ pub struct Variant {
     pub config_fragment: Option<PathBuf>,
     /// `*.patch` files in name order (format-patch numbering gives the series order).
     pub patches: Vec<PathBuf>,
+    pub prog_info: Vec<InfoField>,
 }
 
 impl Variant {
@@ -57,7 +70,18 @@ impl Variant {
             }
         }
         patches.sort();
-        Ok(Variant { name, dir: dir.to_path_buf(), description: file.description, config_fragment, patches })
+        let mut prog_info = Vec::new();
+        for (field, spec) in file.prog_info {
+            anyhow::ensure!(
+                matches!(spec.size, 4 | 8) && spec.offset % spec.size == 0 && spec.offset + spec.size <= MAX_PROG_INFO_BYTES,
+                "{}: prog_info.{field}: offset {} size {}: a field is 4 or 8 bytes, naturally aligned, within the first {MAX_PROG_INFO_BYTES} bytes",
+                manifest.display(),
+                spec.offset,
+                spec.size
+            );
+            prog_info.push(InfoField { name: field, offset: spec.offset, size: spec.size });
+        }
+        Ok(Variant { name, dir: dir.to_path_buf(), description: file.description, config_fragment, patches, prog_info })
     }
 
     /// Every variant defined under `root`, by name.
@@ -103,5 +127,24 @@ mod tests {
         std::fs::write(dir.path().join("variant.yaml"), "description: d\nconfig: nope.config\n").unwrap();
         let err = Variant::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("nope.config"), "{err}");
+    }
+
+    #[test]
+    fn appended_prog_info_fields_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("variant.yaml");
+        std::fs::write(
+            &manifest,
+            "description: d\nprog_info:\n  refs: { offset: 228, size: 4 }\n  cancels: { offset: 232, size: 8 }\n",
+        )
+        .unwrap();
+        let v = Variant::load(dir.path()).unwrap();
+        let fields: Vec<_> = v.prog_info.iter().map(|f| (f.name.as_str(), f.offset, f.size)).collect();
+        assert_eq!(fields, [("cancels", 232, 8), ("refs", 228, 4)]);
+        for bad in ["{ offset: 228, size: 2 }", "{ offset: 228, size: 8 }", "{ offset: 1024, size: 4 }"] {
+            std::fs::write(&manifest, format!("description: d\nprog_info:\n  refs: {bad}\n")).unwrap();
+            let err = Variant::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("prog_info.refs"), "{bad}: {err}");
+        }
     }
 }

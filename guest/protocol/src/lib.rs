@@ -4,6 +4,8 @@
 //! it and sends [`Record`]s back over a dedicated serial line, one per line, each prefixed with
 //! [`RECORD_PREFIX`]. The console is never parsed for results: only this channel is.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Where the plan lives inside the guest.
@@ -29,7 +31,26 @@ pub struct Plan {
     #[serde(default)]
     pub probe_only: bool,
     pub programs: Vec<ProgramPlan>,
+    /// Fields a patched kernel appends to `struct bpf_prog_info` (declared by the variant), read
+    /// after loading and reported in [`LoadInfo::extra`].
+    #[serde(default)]
+    pub info_fields: Vec<InfoField>,
 }
+
+/// A `struct bpf_prog_info` field that the runner's libbpf headers do not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfoField {
+    pub name: String,
+    /// Byte offset in `struct bpf_prog_info`.
+    pub offset: u32,
+    /// 4 or 8 bytes, native endian, unsigned.
+    pub size: u32,
+}
+
+/// The largest `struct bpf_prog_info` the runner asks the kernel for: room for fields a patched
+/// kernel appends (the kernel accepts a longer buffer as long as the tail is zero).
+pub const MAX_PROG_INFO_BYTES: u32 = 512;
 
 /// The BPF program types the runner can load and run with `BPF_PROG_TEST_RUN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,6 +84,9 @@ pub struct ProgramPlan {
     pub prog_type: ProgType,
     /// Test runs per sample (tc only; syscall programs always run once per sample).
     pub repeat: u32,
+    /// Length of the tc test packet (14 to 64 bytes; default 64, an IPv4/UDP frame).
+    #[serde(default)]
+    pub packet_bytes: Option<u32>,
     /// Number of samples to take.
     pub samples: u32,
     /// Load only: do not run (for programs expected to be rejected or not runnable).
@@ -72,6 +96,13 @@ pub struct ProgramPlan {
     /// and report both: a program that leaks task references leaves it higher.
     #[serde(default)]
     pub count_task_refs: bool,
+    /// sysctls (`kernel.foo` names) set after loading and before running, restored afterwards.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// tracefs event groups or events (`bpf_ref`, `bpf_ref/bpf_ref_acquire`) to record during one
+    /// extra, untimed run before the samples; reported as [`Record::Trace`].
+    #[serde(default)]
+    pub trace_events: Vec<String>,
 }
 
 /// How the guest measured a run's duration.
@@ -97,12 +128,25 @@ pub enum Verdict {
     },
 }
 
-/// Load-time facts about an accepted program, read from `bpf_prog_info`.
+/// Load-time facts about an accepted program, from `bpf_prog_info` and the verifier's statistics
+/// (`log_level` 4, the numbers veristat shows).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadInfo {
     pub verified_insns: u32,
     pub xlated_len: u32,
     pub jited_len: u32,
+    /// The verifier's own clock, in guest microseconds (thousands of instructions under icount).
+    #[serde(default)]
+    pub verification_time_us: Option<u64>,
+    #[serde(default)]
+    pub total_states: Option<u32>,
+    #[serde(default)]
+    pub peak_states: Option<u32>,
+    #[serde(default)]
+    pub max_states_per_insn: Option<u32>,
+    /// The variant's own `bpf_prog_info` fields ([`Plan::info_fields`]), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, u64>,
 }
 
 /// A message from the guest runner to the host.
@@ -132,13 +176,26 @@ pub enum Record {
         repeat: u32,
         /// Per-run duration of each sample, in guest nanoseconds (instructions under icount).
         samples: Vec<u64>,
+        /// errno of test runs the kernel failed (ECANCELED: a watchdog cancelled them); the
+        /// program ran, so for syscall programs the sample still counts; tc gives no duration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_errno: Option<i32>,
+        /// How many of the runs (warm-up and traced runs included) failed with `run_errno`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        failed_runs: u32,
     },
+    /// The tracefs lines recorded during one run ([`ProgramPlan::trace_events`]).
+    Trace { id: String, lines: Vec<String> },
     /// pid 1's task reference count around a program's runs (warm-up run included).
     TaskRefs { id: String, before: i64, after: i64 },
     /// Something went wrong for a program (or for the whole run when `id` is None).
     Error { id: Option<String>, message: String },
     /// The plan ran to its end; the host treats a run without it as incomplete.
     Done,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Record {
@@ -197,7 +254,10 @@ mod tests {
                 timing: Timing::TestRunDuration,
                 repeat: 10,
                 samples: vec![83, 83],
+                run_errno: Some(125),
+                failed_runs: 3,
             },
+            Record::Trace { id: "p".into(), lines: vec!["bpf_ref_acquire: prog_id=5 held=1".into()] },
             Record::TaskRefs { id: "p".into(), before: 2, after: 3 },
             Record::Done,
         ];

@@ -38,7 +38,7 @@ pub fn mount_pseudo_filesystems() -> Vec<String> {
         .collect()
 }
 
-fn mount(fstype: &str, target: &str) -> Result<()> {
+pub fn mount(fstype: &str, target: &str) -> Result<()> {
     match std::fs::create_dir(target) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}

@@ -1,18 +1,19 @@
 //! Loading one program of an object with libbpf, and the verifier's verdict on it.
 //!
-//! libbpf loads with `log_level` 0 first; when the kernel refuses the program it retries with
-//! `log_level` 1 and a log buffer it grows until the whole verifier log fits, then prints that log
-//! through its print callback between `-- BEGIN PROG LOAD LOG --` and `-- END PROG LOAD LOG --`.
-//! Capturing the callback therefore gives the complete log and the kernel's original errno
-//! (a caller-supplied fixed buffer could overflow, and the kernel then answers ENOSPC instead).
+//! libbpf allocates the log buffer itself and grows it until the whole verifier log fits, then
+//! prints that log through its print callback between `-- BEGIN PROG LOAD LOG --` and
+//! `-- END PROG LOAD LOG --` (at debug level after a successful load, as a warning after a
+//! failed one). Capturing the callback therefore gives the complete log and the kernel's original
+//! errno (a caller-supplied fixed buffer could overflow, and the kernel then answers ENOSPC).
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bpfh_protocol::{LoadInfo, ProgType, ProgramPlan, BPF_DIR};
-use libbpf_rs::{AsRawLibbpf, Object, ObjectBuilder, PrintLevel, ProgramType};
+use bpfh_protocol::{InfoField, LoadInfo, ProgType, ProgramPlan, BPF_DIR, MAX_PROG_INFO_BYTES};
+use libbpf_rs::{AsRawLibbpf, Object, ObjectBuilder, OpenObject, PrintLevel, ProgramType};
 
 /// Longest verifier log sent back; longer logs keep their tail, where the error is.
 pub const MAX_LOG_BYTES: usize = 512 * 1024;
@@ -34,8 +35,9 @@ fn take_libbpf_output() -> String {
 }
 
 /// Routes libbpf's messages into our buffer instead of stderr. Call once, before any load.
+/// Debug level: libbpf prints the log of a successful load (the statistics) only at that level.
 pub fn capture_libbpf_output() {
-    libbpf_rs::set_print(Some((PrintLevel::Info, capture)));
+    libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
 }
 
 /// A loaded object with the one program the plan asked for.
@@ -61,7 +63,55 @@ pub enum Outcome {
 /// Opens `BPF_DIR/<object>`, loads only `plan.program` and reports the verifier's verdict.
 /// Errors are failures that are not a verdict: missing file or program, wrong type, libbpf
 /// failing before the kernel saw the program (e.g. an unknown kfunc).
-pub fn load(plan: &ProgramPlan) -> Result<Outcome> {
+///
+/// The load asks for the verifier's statistics only (`log_level` 4), which cost nothing
+/// measurable; a rejected program is loaded once more with `log_level` 1 for the full log.
+pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
+    let (open, rc, output) = open_and_load(plan, BPF_LOG_STATS)?;
+    if rc < 0 {
+        let errno = -rc;
+        if !output.contains(LOAD_FAILED) {
+            bail!(
+                "libbpf failed before the verifier ran ({}): {}",
+                std::io::Error::from_raw_os_error(errno),
+                output.trim()
+            );
+        }
+        drop(open);
+        let (_, rc, full) = open_and_load(plan, BPF_LOG_LEVEL1)?;
+        let output = if rc < 0 { full } else { output };
+        let log = verifier_log(&output).unwrap_or(&output);
+        return Ok(Outcome::Rejected { errno, log: keep_tail(log, MAX_LOG_BYTES) });
+    }
+    // SAFETY: the object was loaded successfully and is owned by `open` alone.
+    let object = unsafe { Object::from_ptr(open.take_ptr()) };
+    let fd = object
+        .progs()
+        .find(|prog| prog.name() == plan.program.as_str())
+        .map(|prog| prog.as_fd().as_raw_fd())
+        .ok_or_else(|| anyhow!("program {} missing after loading", plan.program))?;
+    let loaded = Loaded { _object: object, fd, info: LoadInfo::default() };
+    let (info, raw) = prog_info_with_tail(loaded.fd())?;
+    let mut load_info = LoadInfo {
+        verified_insns: info.verified_insns,
+        xlated_len: info.xlated_prog_len,
+        jited_len: info.jited_prog_len,
+        extra: extra_fields(&raw, info_fields),
+        ..LoadInfo::default()
+    };
+    if let Some(log) = verifier_log(&output) {
+        parse_stats(log, &mut load_info);
+    }
+    Ok(Outcome::Accepted(Loaded { info: load_info, ..loaded }))
+}
+
+/// `log_level` bits of BPF_PROG_LOAD.
+const BPF_LOG_LEVEL1: u32 = 1;
+const BPF_LOG_STATS: u32 = 4;
+
+/// Opens the object, keeps only `plan.program` loadable and loads it with `log_level`.
+/// Returns the object (loaded when rc >= 0), libbpf's return code and what libbpf printed.
+fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32, String)> {
     let path = Path::new(BPF_DIR).join(&plan.object);
     let _ = take_libbpf_output();
     let mut open = ObjectBuilder::default()
@@ -75,6 +125,7 @@ pub fn load(plan: &ProgramPlan) -> Result<Outcome> {
         let wanted = name == plan.program;
         prog.set_autoload(wanted);
         if wanted {
+            prog.set_log_level(log_level);
             found = Some(prog.prog_type());
         }
         names.push(name);
@@ -97,36 +148,40 @@ pub fn load(plan: &ProgramPlan) -> Result<Outcome> {
     // bpf_object__load directly: it returns the kernel's errno, which the verdict needs.
     // SAFETY: `open` owns a valid, not yet loaded bpf_object.
     let rc = unsafe { libbpf_sys::bpf_object__load(open.as_libbpf_object().as_ptr()) };
-    let output = take_libbpf_output();
-    if rc < 0 {
-        let errno = -rc;
-        if !output.contains(LOAD_FAILED) {
-            bail!(
-                "libbpf failed before the verifier ran ({}): {}",
-                std::io::Error::from_raw_os_error(errno),
-                output.trim()
-            );
+    Ok((open, rc, take_libbpf_output()))
+}
+
+/// Reads the statistics lines `log_level` 4 adds to the verifier log.
+fn parse_stats(log: &str, info: &mut LoadInfo) {
+    for line in log.lines() {
+        if let Some(rest) = line.strip_prefix("verification time ") {
+            info.verification_time_us = rest.split_whitespace().next().and_then(|n| n.parse().ok());
+        } else if line.starts_with("processed ") {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let after = |key: &str| {
+                words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)).and_then(|n| n.parse().ok())
+            };
+            info.max_states_per_insn = after("max_states_per_insn");
+            info.total_states = after("total_states");
+            info.peak_states = after("peak_states");
         }
-        let log = verifier_log(&output).unwrap_or(&output);
-        return Ok(Outcome::Rejected { errno, log: keep_tail(log, MAX_LOG_BYTES) });
     }
-    // SAFETY: the object was loaded successfully and is owned by `open` alone.
-    let object = unsafe { Object::from_ptr(open.take_ptr()) };
-    let fd = object
-        .progs()
-        .find(|prog| prog.name() == plan.program.as_str())
-        .map(|prog| prog.as_fd().as_raw_fd())
-        .ok_or_else(|| anyhow!("program {} missing after loading", plan.program))?;
-    let loaded = Loaded { _object: object, fd, info: LoadInfo::default() };
-    let info = prog_info(loaded.fd())?;
-    Ok(Outcome::Accepted(Loaded {
-        info: LoadInfo {
-            verified_insns: info.verified_insns,
-            xlated_len: info.xlated_prog_len,
-            jited_len: info.jited_prog_len,
-        },
-        ..loaded
-    }))
+}
+
+/// The variant's `bpf_prog_info` fields, from the raw buffer the kernel filled.
+fn extra_fields(raw: &[u8], fields: &[InfoField]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for field in fields {
+        let start = field.offset as usize;
+        let bytes = raw.get(start..start + field.size as usize);
+        let value = match bytes {
+            Some(b) if b.len() == 4 => u64::from(u32::from_ne_bytes(b.try_into().unwrap())),
+            Some(b) if b.len() == 8 => u64::from_ne_bytes(b.try_into().unwrap()),
+            _ => continue, // beyond what this kernel filled, or a size the harness rejects
+        };
+        out.insert(field.name.clone(), value);
+    }
+    out
 }
 
 /// `BPF_OBJ_GET_INFO_BY_FD` for a program.
@@ -141,6 +196,25 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<libbpf_sys::bpf_prog_info> {
         }
         Ok(info)
     }
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` into a buffer longer than this libbpf's `bpf_prog_info`: the parsed
+/// struct and the raw bytes the kernel filled (fields a patched kernel appends included).
+fn prog_info_with_tail(fd: BorrowedFd<'_>) -> Result<(libbpf_sys::bpf_prog_info, Vec<u8>)> {
+    let mut raw = vec![0u8; MAX_PROG_INFO_BYTES as usize];
+    let mut len = MAX_PROG_INFO_BYTES;
+    // SAFETY: the buffer is `len` bytes long and zeroed, as the kernel requires of a tail it
+    // does not know.
+    let rc = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), raw.as_mut_ptr().cast(), &mut len) };
+    if rc < 0 {
+        return Err(std::io::Error::from_raw_os_error(-rc)).context("bpf_prog_get_info_by_fd");
+    }
+    raw.truncate(len as usize);
+    let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let n = raw.len().min(std::mem::size_of_val(&info));
+    // SAFETY: bpf_prog_info is plain data; at most its size is copied.
+    unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), (&mut info as *mut libbpf_sys::bpf_prog_info).cast(), n) };
+    Ok((info, raw))
 }
 
 /// The verifier log inside libbpf's output (the last one, if several were printed).
@@ -175,6 +249,29 @@ mod tests {
                       libbpf: prog 'p': failed to load: -EINVAL\n";
         assert_eq!(verifier_log(output), Some("0: R1=ctx() R10=fp0\nUnreleased reference id=2 alloc_insn=3\n"));
         assert_eq!(verifier_log("libbpf: no log here\n"), None);
+    }
+
+    #[test]
+    fn verifier_statistics_are_read_from_the_log() {
+        let log = "func#0 @0\nverification time 253 usec\nstack depth 8\n\
+                   processed 24 insns (limit 1000000) max_states_per_insn 1 total_states 3 peak_states 2 mark_read 1\n";
+        let mut info = LoadInfo::default();
+        parse_stats(log, &mut info);
+        assert_eq!(info.verification_time_us, Some(253));
+        assert_eq!((info.max_states_per_insn, info.total_states, info.peak_states), (Some(1), Some(3), Some(2)));
+    }
+
+    #[test]
+    fn appended_info_fields_are_read_when_the_kernel_filled_them() {
+        let mut raw = vec![0u8; 240];
+        raw[228..232].copy_from_slice(&7u32.to_ne_bytes());
+        raw[232..240].copy_from_slice(&(1u64 << 40).to_ne_bytes());
+        let field = |name: &str, offset, size| InfoField { name: name.into(), offset, size };
+        let fields = [field("refs", 228, 4), field("cancels", 232, 8), field("beyond", 240, 4)];
+        let got = extra_fields(&raw, &fields);
+        assert_eq!(got.get("refs"), Some(&7));
+        assert_eq!(got.get("cancels"), Some(&(1u64 << 40)));
+        assert!(!got.contains_key("beyond"), "a field past what the kernel filled is not reported");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `Error` record, a panic included (the hook reports it, `catch_unwind` carries on).
 
 mod io;
+mod knobs;
 mod load;
 mod probe;
 mod run;
@@ -13,7 +14,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use bpfh_protocol::{Plan, ProgramPlan, Record, Verdict, PLAN_PATH, RESULTS_DEVICE};
+use bpfh_protocol::{InfoField, Plan, ProgramPlan, Record, Verdict, PLAN_PATH, RESULTS_DEVICE};
 
 use crate::io::say;
 
@@ -76,7 +77,7 @@ fn init() -> bool {
     }
     for program in &plan.programs {
         set_current(Some(&program.id));
-        let result = panic::catch_unwind(AssertUnwindSafe(|| handle_program(program)));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| handle_program(program, &plan.info_fields)));
         set_current(None);
         match result {
             Ok(Ok(())) => {}
@@ -102,8 +103,8 @@ fn read_plan() -> Result<Plan> {
 }
 
 /// Load, report the verdict, run if asked, report the runs.
-fn handle_program(plan: &ProgramPlan) -> Result<()> {
-    let loaded = match load::load(plan)? {
+fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
+    let loaded = match load::load(plan, info_fields)? {
         load::Outcome::Rejected { errno, log } => {
             let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
             say(&format!("{}: rejected, errno {errno}: {last}", plan.id));
@@ -124,21 +125,31 @@ fn handle_program(plan: &ProgramPlan) -> Result<()> {
 
     let task_refs = plan.count_task_refs.then(probe::TaskRefs::load).transpose()?;
     let refs_before = task_refs.as_ref().map(probe::TaskRefs::read).transpose()?;
+    let sysctls = knobs::Sysctls::apply(&plan.sysctls)?;
     let runs = run::run(loaded.fd(), plan)?;
+    drop(sysctls);
     if let (Some(probe), Some(before)) = (&task_refs, refs_before) {
         let after = probe.read()?;
         say(&format!("{}: pid 1 task references {before} -> {after}", plan.id));
         io::send(&Record::TaskRefs { id: plan.id.clone(), before, after });
     }
     say(&format!(
-        "{}: ran {} x {}: retval {}{}, ns/run {:?}",
+        "{}: ran {} x {}: retval {}{}, ns/run {:?}{}",
         plan.id,
-        runs.samples.len(),
+        plan.samples,
         runs.repeat,
         runs.retval,
         if runs.retval_mismatch { " (MISMATCH)" } else { "" },
-        runs.samples
+        runs.samples,
+        runs.run_errno.map_or(String::new(), |e| format!(
+            ", {} runs failed: {}",
+            runs.failed_runs,
+            std::io::Error::from_raw_os_error(e)
+        ))
     ));
+    if let Some(lines) = runs.trace {
+        io::send(&Record::Trace { id: plan.id.clone(), lines });
+    }
     io::send(&Record::Ran {
         id: plan.id.clone(),
         retval: runs.retval,
@@ -146,6 +157,8 @@ fn handle_program(plan: &ProgramPlan) -> Result<()> {
         timing: runs.timing,
         repeat: runs.repeat,
         samples: runs.samples,
+        run_errno: runs.run_errno,
+        failed_runs: runs.failed_runs,
     });
     Ok(())
 }

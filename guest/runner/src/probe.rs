@@ -19,11 +19,14 @@ impl TaskRefs {
             program: TASK_REFS_PROBE.into(),
             prog_type: ProgType::Syscall,
             repeat: 1,
+            packet_bytes: None,
             samples: 1,
             load_only: false,
             count_task_refs: false,
+            sysctls: Default::default(),
+            trace_events: Vec::new(),
         };
-        match load::load(&plan)? {
+        match load::load(&plan, &[])? {
             Outcome::Accepted(loaded) => Ok(TaskRefs { loaded }),
             Outcome::Rejected { errno, log } => bail!("the task reference probe was rejected (errno {errno}):\n{log}"),
         }

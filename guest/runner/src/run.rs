@@ -13,9 +13,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use anyhow::{bail, ensure, Context, Result};
 use bpfh_protocol::{ProgType, ProgramPlan, Timing};
 
+use crate::knobs;
 use crate::load::prog_info;
 
-/// The outcome of all samples of one program (the fields of `Record::Ran`).
+/// The outcome of all samples of one program (the fields of `Record::Ran`, and the trace).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runs {
     pub retval: u32,
@@ -24,6 +25,18 @@ pub struct Runs {
     /// Runs per sample.
     pub repeat: u32,
     pub samples: Vec<u64>,
+    pub run_errno: Option<i32>,
+    pub failed_runs: u32,
+    /// Trace lines of the traced run, when the plan asked for one.
+    pub trace: Option<Vec<String>>,
+}
+
+/// One `BPF_PROG_TEST_RUN`: what the kernel answered.
+struct TestRun {
+    retval: u32,
+    /// Per-run duration; None when the kernel failed the run and gave none.
+    ns: Option<u64>,
+    errno: Option<i32>,
 }
 
 pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
@@ -33,52 +46,91 @@ pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
         ProgType::Tc => (Timing::TestRunDuration, plan.repeat.max(1)),
         ProgType::Syscall => (Timing::BpfStats, 1),
     };
-    let packet = ipv4_udp_packet();
+    let packet = test_packet(plan.packet_bytes.map_or(DEFAULT_PACKET_BYTES, |n| n as usize));
     let run_once = |repeat| match plan.prog_type {
         ProgType::Tc => run_tc(fd, &packet, repeat),
         ProgType::Syscall => run_syscall(fd),
     };
+    let mut failures = Failures::default();
     // One unrecorded run first: the first call of some kfuncs pays one-off costs (a cold
     // allocator cache, say) that would otherwise show in the first sample only.
-    run_once(1).context("warm-up run")?;
+    failures.note(&run_once(1).context("warm-up run")?);
+    // The traced run is not a sample: tracing costs time.
+    let trace = if plan.trace_events.is_empty() {
+        None
+    } else {
+        let (one, lines) = knobs::traced(&plan.trace_events, || run_once(1)).context("traced run")?;
+        failures.note(&one);
+        Some(lines)
+    };
     let mut retvals = Vec::with_capacity(plan.samples as usize);
     let mut samples = Vec::with_capacity(plan.samples as usize);
     for sample in 0..plan.samples {
-        let (retval, ns) = run_once(repeat).with_context(|| format!("sample {sample}"))?;
-        retvals.push(retval);
-        samples.push(ns);
+        let one = run_once(repeat).with_context(|| format!("sample {sample}"))?;
+        failures.note(&one);
+        retvals.push(one.retval);
+        samples.extend(one.ns);
     }
     let (retval, retval_mismatch) = aggregate_retvals(&retvals);
-    Ok(Runs { retval, retval_mismatch, timing, repeat, samples })
+    Ok(Runs {
+        retval,
+        retval_mismatch,
+        timing,
+        repeat,
+        samples,
+        run_errno: failures.errno,
+        failed_runs: failures.count,
+        trace,
+    })
 }
 
-/// One `BPF_PROG_TEST_RUN` of a tc program: (retval, average ns per run).
-fn run_tc(fd: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<(u32, u64)> {
+/// Test runs the kernel failed: the first errno and how many.
+#[derive(Default)]
+struct Failures {
+    errno: Option<i32>,
+    count: u32,
+}
+
+impl Failures {
+    fn note(&mut self, run: &TestRun) {
+        if let Some(errno) = run.errno {
+            self.errno.get_or_insert(errno);
+            self.count += 1;
+        }
+    }
+}
+
+/// One `BPF_PROG_TEST_RUN` of a tc program: the kernel's average ns per run.
+fn run_tc(fd: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
     let mut opts = test_run_opts();
     opts.data_in = packet.as_ptr().cast();
     opts.data_size_in = packet.len() as u32;
     opts.repeat = i32::try_from(repeat).context("repeat too large")?;
-    test_run(fd, &mut opts)?;
-    Ok((opts.retval, u64::from(opts.duration)))
+    let errno = test_run(fd, &mut opts);
+    // A failed tc run copies nothing out: no duration, and the retval is not the program's.
+    Ok(TestRun { retval: opts.retval, ns: errno.is_none().then_some(u64::from(opts.duration)), errno })
 }
 
-/// One `BPF_PROG_TEST_RUN` of a syscall program (no context): (retval, ns from BPF stats).
-fn run_syscall(fd: BorrowedFd<'_>) -> Result<(u32, u64)> {
+/// One `BPF_PROG_TEST_RUN` of a syscall program (no context), timed by BPF stats. The program
+/// ran even when the kernel fails the run afterwards (a cancelled run), so it still has a duration.
+fn run_syscall(fd: BorrowedFd<'_>) -> Result<TestRun> {
     let before = prog_info(fd)?;
     let mut opts = test_run_opts();
-    test_run(fd, &mut opts)?;
+    let errno = test_run(fd, &mut opts);
     let after = prog_info(fd)?;
     let runs = after.run_cnt.wrapping_sub(before.run_cnt);
     if runs != 1 {
         bail!("BPF stats counted {runs} runs for one test run (is kernel.bpf_stats_enabled=1?)");
     }
-    Ok((opts.retval, after.run_time_ns.wrapping_sub(before.run_time_ns)))
+    Ok(TestRun { retval: opts.retval, ns: Some(after.run_time_ns.wrapping_sub(before.run_time_ns)), errno })
 }
 
 /// One untimed test run without input; the program's return value.
 pub fn retval_of_one_run(fd: BorrowedFd<'_>) -> Result<u32> {
     let mut opts = test_run_opts();
-    test_run(fd, &mut opts)?;
+    if let Some(errno) = test_run(fd, &mut opts) {
+        return Err(std::io::Error::from_raw_os_error(errno)).context("BPF_PROG_TEST_RUN");
+    }
     Ok(opts.retval)
 }
 
@@ -89,13 +141,11 @@ fn test_run_opts() -> libbpf_sys::bpf_test_run_opts {
     }
 }
 
-fn test_run(fd: BorrowedFd<'_>, opts: &mut libbpf_sys::bpf_test_run_opts) -> Result<()> {
+/// The errno of a failed run, which is the kernel's answer and reported as such.
+fn test_run(fd: BorrowedFd<'_>, opts: &mut libbpf_sys::bpf_test_run_opts) -> Option<i32> {
     // SAFETY: `opts` is sized and its data pointers, if any, outlive the call.
     let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(fd.as_raw_fd(), opts) };
-    if rc < 0 {
-        return Err(std::io::Error::from_raw_os_error(-rc)).context("BPF_PROG_TEST_RUN");
-    }
-    Ok(())
+    (rc < 0).then_some(-rc)
 }
 
 /// The retval to report (the last one) and whether the runs disagreed.
@@ -104,16 +154,26 @@ fn aggregate_retvals(retvals: &[u32]) -> (u32, bool) {
     (last, retvals.iter().any(|&r| r != last))
 }
 
-/// 64 bytes: Ethernet (14) + IPv4 (20, valid checksum) + UDP (8, no checksum) + 22 bytes payload,
-/// 10.0.0.1:12345 -> 10.0.0.2:8080.
-pub fn ipv4_udp_packet() -> [u8; 64] {
-    let mut p = [0u8; 64];
+/// Length of the default test packet.
+pub const DEFAULT_PACKET_BYTES: usize = 64;
+/// Ethernet + IPv4 + UDP headers: shorter packets cannot be IPv4/UDP.
+const IPV4_UDP_HEADERS: usize = 14 + 20 + 8;
+
+/// The tc test packet, `len` bytes (14 to 64). From 42 bytes on: Ethernet (14) + IPv4 (20, valid
+/// checksum) + UDP (8, no checksum) + payload, 10.0.0.1:12345 -> 10.0.0.2:8080. Shorter: an
+/// Ethernet frame with EtherType 0, which the kernel passes on without looking into it.
+pub fn test_packet(len: usize) -> Vec<u8> {
+    assert!((14..=DEFAULT_PACKET_BYTES).contains(&len), "packet length {len} out of range");
+    let mut p = vec![0u8; len];
     p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]); // destination MAC
     p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]); // source MAC
+    if len < IPV4_UDP_HEADERS {
+        return p;
+    }
     p[12..14].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
     let ip = &mut p[14..34];
     ip[0] = 0x45; // version 4, 5 words
-    ip[2..4].copy_from_slice(&50u16.to_be_bytes()); // total length: 20 + 8 + 22
+    ip[2..4].copy_from_slice(&((len - 14) as u16).to_be_bytes()); // total length
     ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // don't fragment
     ip[8] = 64; // TTL
     ip[9] = 17; // UDP
@@ -124,7 +184,7 @@ pub fn ipv4_udp_packet() -> [u8; 64] {
     let udp = &mut p[34..42];
     udp[0..2].copy_from_slice(&12345u16.to_be_bytes());
     udp[2..4].copy_from_slice(&8080u16.to_be_bytes());
-    udp[4..6].copy_from_slice(&30u16.to_be_bytes()); // 8 + 22
+    udp[4..6].copy_from_slice(&((len - 34) as u16).to_be_bytes());
     for (i, byte) in p[42..].iter_mut().enumerate() {
         *byte = i as u8;
     }
@@ -145,8 +205,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_packets_are_plain_ethernet_frames() {
+        let p = test_packet(24);
+        assert_eq!(p.len(), 24);
+        assert_eq!(&p[12..14], &[0, 0]);
+        let p = test_packet(42);
+        assert_eq!(u16::from_be_bytes([p[16], p[17]]), 28);
+        assert_eq!(internet_checksum(&p[14..34]), 0);
+    }
+
+    #[test]
     fn the_packet_is_a_well_formed_ipv4_udp_frame() {
-        let p = ipv4_udp_packet();
+        let p = test_packet(DEFAULT_PACKET_BYTES);
         assert_eq!(p.len(), 64);
         assert_eq!(&p[12..14], &[0x08, 0x00]);
         // A header with its checksum in place sums to zero.
