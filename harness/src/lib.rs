@@ -17,6 +17,7 @@ pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod source;
+pub mod stats;
 pub mod table;
 pub mod variant;
 pub mod vm;
