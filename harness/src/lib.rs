@@ -10,6 +10,7 @@ pub mod guestbuild;
 pub mod image;
 pub mod kbuild;
 pub mod kconfig;
+pub mod metrics;
 pub mod patch;
 pub mod prereq;
 pub mod progress;

@@ -60,6 +60,14 @@ pub struct VariantResult {
     /// Excerpts of kernel warnings, bugs and the like from the console (each fails the run).
     pub kernel_warnings: Vec<String>,
     pub programs: Vec<ProgramResult>,
+    /// How many boots the samples were pooled from (wallclock runs boot each variant several
+    /// times, interleaved with the other variants; icount runs boot once).
+    #[serde(default = "one")]
+    pub boots: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

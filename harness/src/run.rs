@@ -338,6 +338,7 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
                 .iter()
                 .map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, &outcome.records, mode))
                 .collect(),
+            boots: 1,
         });
     }
     let (accel, mode) = setting.unwrap_or((Accel::Tcg, Mode::Icount));
