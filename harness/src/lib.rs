@@ -4,6 +4,7 @@
 //! (`source`, `patch`/`variant`, `kconfig`, `kbuild`, `guestbuild`/`image`, `vm`, `run`, `results`/`table`)
 
 pub mod cache;
+pub mod compare;
 pub mod console;
 pub mod fsutil;
 pub mod guestbuild;
@@ -19,6 +20,7 @@ pub mod run;
 pub mod scenario;
 pub mod source;
 pub mod stats;
+pub mod store;
 pub mod table;
 pub mod variant;
 pub mod vm;

@@ -1,4 +1,5 @@
 use clap::{Parser, Subcommand};
+use harness::compare::format::Format;
 use harness::run::{AccelChoice, Options};
 use harness::vm::Mode;
 use std::path::PathBuf;
@@ -47,14 +48,27 @@ enum Command {
         #[arg(long = "only", value_name = "VARIANT")]
         only: Vec<String>,
     },
+    /// Compare stored runs and gate on them: exit 1 when a metric rises beyond the scenario's
+    /// threshold or a correctness outcome changes, 2 when the runs cannot be read.
+    Compare {
+        /// The earlier run: a result file, or a directory (the newest run of each scenario in it).
+        old: PathBuf,
+        /// The later run, likewise.
+        new: PathBuf,
+        #[arg(long, value_enum, default_value = "terminal")]
+        format: Format,
+    },
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // A gate must tell "regressed" (1) from "could not tell" (2).
+    let error_code = if matches!(cli.command, Command::Compare { .. }) { 2 } else { 1 };
+    match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(error_code)
         }
     }
 }
@@ -79,6 +93,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", harness::table::render(&result));
             println!("results: {}", path.display());
             Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Compare { old, new, format } => {
+            let comparison = harness::compare::compare(&harness::store::latest(&old)?, &harness::store::latest(&new)?);
+            print!("{}", harness::compare::format::render(&comparison, format));
+            Ok(if comparison.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
     }
 }

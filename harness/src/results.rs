@@ -6,6 +6,7 @@ use crate::scenario::{ExpectedVerdict, ProgramSpec, RunError, TaskRefs, TracePat
 use crate::vm::{Accel, GuestFailure, Mode};
 use bpfh_protocol::{LoadInfo, ProgType, Record, Timing, Verdict};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -23,6 +24,9 @@ pub struct ScenarioInfo {
     pub name: String,
     pub description: String,
     pub file: PathBuf,
+    /// The scenario's regression thresholds when it ran, so that `compare` needs only results.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, crate::scenario::Threshold>,
 }
 
 /// How and where the numbers were obtained.
@@ -58,6 +62,7 @@ pub struct VariantResult {
     pub failure: Option<GuestFailure>,
     pub guest_errors: Vec<String>,
     /// Excerpts of kernel warnings, bugs and the like from the console (each fails the run).
+    #[serde(default)]
     pub kernel_warnings: Vec<String>,
     pub programs: Vec<ProgramResult>,
     /// How many boots the samples were pooled from (wallclock runs boot each variant several

@@ -348,6 +348,7 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
             name: scenario.name.clone(),
             description: scenario.description.clone(),
             file: scenario_path.to_path_buf(),
+            thresholds: scenario.thresholds.clone(),
         },
         provenance: Provenance {
             date: now.to_rfc3339(),

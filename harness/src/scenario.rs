@@ -1,6 +1,7 @@
 //! The scenario file: which BPF programs to load and run, on which variants, and what the verifier
 //! and the runs are expected to do. Every mistake in a file is reported as `file:line:column`.
 
+use crate::metrics;
 use bpfh_protocol::ProgType;
 use serde::Deserialize;
 use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
@@ -28,6 +29,30 @@ pub struct Scenario {
     pub boot_timeout: Duration,
     pub run_timeout: Duration,
     pub programs: Vec<ProgramSpec>,
+    /// How far each metric may rise before `harness compare` fails, by metric key.
+    pub thresholds: BTreeMap<String, Threshold>,
+}
+
+/// How much a metric may rise between two runs before it is a regression: the increase must
+/// exceed every bound given (so `{ relative: 0.02, absolute: 5 }` tolerates 5 units on small
+/// values and 2% on large ones). Decreases never fail; they are reported as improvements.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// Fraction of the old value (0.02: 2%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative: Option<f64>,
+    /// In the metric's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absolute: Option<f64>,
+}
+
+impl Threshold {
+    /// The largest increase from `old` that is not a regression.
+    pub fn allowed(&self, old: f64) -> f64 {
+        let relative = self.relative.map_or(0.0, |r| r * old.abs());
+        relative.max(self.absolute.unwrap_or(0.0))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +248,8 @@ struct RawScenario {
     #[serde(default)]
     defaults: RawDefaults,
     programs: Spanned<Vec<Spanned<RawProgram>>>,
+    #[serde(default)]
+    thresholds: HashMap<Spanned<String>, Spanned<Threshold>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -327,6 +354,7 @@ impl Scenario {
             ));
         }
         let variants = raw.variants.map(|list| check.variants(list)).transpose()?;
+        let thresholds = check.thresholds(raw.thresholds)?;
         let boot_timeout = check.at_least_one(raw.timeouts.boot, "timeouts.boot", DEFAULT_BOOT_TIMEOUT_S)?;
         let run_timeout = check.at_least_one(raw.timeouts.run, "timeouts.run", DEFAULT_RUN_TIMEOUT_S)?;
         let defaults = Defaults {
@@ -360,6 +388,7 @@ impl Scenario {
             boot_timeout: Duration::from_secs(boot_timeout),
             run_timeout: Duration::from_secs(run_timeout),
             programs,
+            thresholds,
         })
     }
 }
@@ -395,6 +424,39 @@ impl Checker<'_> {
             Some(field) => Ok(field.value),
             None => Ok(default),
         }
+    }
+
+    fn thresholds(
+        &self,
+        raw: HashMap<Spanned<String>, Spanned<Threshold>>,
+    ) -> Result<BTreeMap<String, Threshold>, ScenarioError> {
+        // In file order, so that the first mistake is the one reported.
+        let mut entries: Vec<(Spanned<String>, Spanned<Threshold>)> = raw.into_iter().collect();
+        entries.sort_by_key(|(key, _)| (key.referenced.line(), key.referenced.column()));
+        let mut out = BTreeMap::new();
+        for (key, threshold) in entries {
+            if !metrics::is_known(&key.value) {
+                return Err(self.fail(
+                    key.referenced,
+                    format!("thresholds: unknown metric {:?} (known: {})", key.value, metrics::known_keys()),
+                ));
+            }
+            let Threshold { relative, absolute } = threshold.value;
+            if relative.is_none() && absolute.is_none() {
+                return Err(self.fail(
+                    threshold.referenced,
+                    format!("thresholds.{}: give `relative` (a fraction, 0.02 = 2%) or `absolute`, or both", key.value),
+                ));
+            }
+            if [relative, absolute].into_iter().flatten().any(|v| !v.is_finite() || v < 0.0) {
+                return Err(self.fail(
+                    threshold.referenced,
+                    format!("thresholds.{}: bounds must be finite and not negative", key.value),
+                ));
+            }
+            out.insert(key.value, threshold.value);
+        }
+        Ok(out)
     }
 
     fn variants(&self, list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, ScenarioError> {
@@ -706,6 +768,31 @@ mod tests {
         assert!(e.contains("is not `event: key=value ...`"), "{e}");
         let e = error(&with_program("    program: p\n    type: tc\n    expect: { run_error: ECANCELLED }\n"));
         assert!(e.starts_with("scenarios/t.yaml:7:"), "{e}");
+    }
+
+    #[test]
+    fn thresholds_name_known_metrics_and_a_bound() {
+        let program = "  - { object: simple, program: p, type: tc }\n";
+        let s = parse(&format!(
+            "name: t\ndescription: d\nprograms:\n{program}thresholds:\n  run: {{ relative: 0.02 }}\n  \
+             verified_insns: {{ absolute: 0 }}\n  prog_info.exc_desc_bytes: {{ relative: 0.1, absolute: 8 }}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.thresholds["run"], Threshold { relative: Some(0.02), absolute: None });
+        assert_eq!(s.thresholds["verified_insns"].allowed(100.0), 0.0);
+        let both = s.thresholds["prog_info.exc_desc_bytes"];
+        assert_eq!((both.allowed(24.0), both.allowed(200.0)), (8.0, 20.0));
+        let cases = [
+            ("  median: { relative: 0.02 }\n", "6:3: thresholds: unknown metric \"median\""),
+            ("  run: {}\n", "6:8: thresholds.run: give `relative`"),
+            ("  run: { relative: -1 }\n", "6:8: thresholds.run: bounds must be"),
+            ("  run: { relativ: 1 }\n", "6:10: unknown field `relativ`"),
+        ];
+        for (entry, expected) in cases {
+            let e = error(&format!("name: t\ndescription: d\nprograms:\n{program}thresholds:\n{entry}"));
+            assert!(e.starts_with(&format!("scenarios/t.yaml:{expected}")), "{e}");
+        }
+        assert!(parse(&format!("name: t\ndescription: d\nprograms:\n{program}")).unwrap().thresholds.is_empty());
     }
 
     #[test]

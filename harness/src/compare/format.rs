@@ -1,0 +1,373 @@
+//! The formats `compare` writes: a terminal table, Markdown (a CI step summary), JUnit XML
+//! (correctness outcomes as test cases) and github-action-benchmark's `customSmallerIsBetter`
+//! JSON (every metric of the new run, for trend dashboards).
+
+use super::{Comparison, MetricChange, ScenarioComparison, Status};
+use crate::metrics;
+use crate::table::{exact_delta, num, render_rows};
+use crate::vm::Mode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Terminal,
+    Markdown,
+    Junit,
+    BenchmarkJson,
+}
+
+pub fn render(c: &Comparison, format: Format) -> String {
+    match format {
+        Format::Terminal => terminal(c),
+        Format::Markdown => markdown(c),
+        Format::Junit => junit(c),
+        Format::BenchmarkJson => benchmark_json(c),
+    }
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Same => "same",
+        Status::Better => "better",
+        Status::WithinThreshold => "within threshold",
+        Status::Worse => "worse (no threshold)",
+        Status::Regressed => "REGRESSED",
+        Status::Noise => "noise",
+    }
+}
+
+fn threshold_text(m: &MetricChange) -> String {
+    let Some(t) = m.threshold else { return "-".into() };
+    let mut parts = Vec::new();
+    if let Some(r) = t.relative {
+        parts.push(format!("{}%", num(r * 100.0)));
+    }
+    if let Some(a) = t.absolute {
+        parts.push(num(a));
+    }
+    format!("+{}", parts.join(" / "))
+}
+
+fn change_text(m: &MetricChange) -> String {
+    let mut s = exact_delta(m.old, m.new);
+    if let Some(p) = m.p {
+        s.push_str(&format!(" p={p:.3}"));
+    }
+    s
+}
+
+fn metric_label(m: &MetricChange, unit: &str) -> String {
+    if m.metric == metrics::RUN {
+        format!("run ({unit})")
+    } else {
+        metrics::label(&m.metric)
+    }
+}
+
+fn how(s: &ScenarioComparison) -> &'static str {
+    match s.mode {
+        Mode::Icount => "icount: exact instruction counts",
+        Mode::Wallclock => "wallclock: a rise must be significant (Mann-Whitney p < 0.05) and beyond the threshold",
+    }
+}
+
+fn verdict_line(s: &ScenarioComparison) -> String {
+    let (r, o) = (s.regressions().count(), s.outcome_changes().count());
+    if r + o == 0 {
+        "PASS".into()
+    } else {
+        format!("FAIL ({r} metric regressions, {o} correctness changes)")
+    }
+}
+
+fn counts(s: &ScenarioComparison) -> String {
+    let mut by: Vec<(Status, usize)> = Vec::new();
+    for m in &s.metrics {
+        match by.iter_mut().find(|(st, _)| *st == m.status) {
+            Some((_, n)) => *n += 1,
+            None => by.push((m.status, 1)),
+        }
+    }
+    by.sort_by_key(|(st, _)| *st as u8);
+    by.iter().map(|(st, n)| format!("{n} {}", status_word(*st))).collect::<Vec<_>>().join(", ")
+}
+
+fn terminal(c: &Comparison) -> String {
+    let mut out = String::new();
+    for s in &c.scenarios {
+        let old = s.old_path.as_ref().map_or("(none)".into(), |p| p.display().to_string());
+        out.push_str(&format!("scenario {}: {} -> {}\n{}\n", s.scenario, old, s.new_path.display(), how(s)));
+        for note in &s.notes {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        let changed: Vec<&MetricChange> = s.metrics.iter().filter(|m| m.status != Status::Same).collect();
+        if !changed.is_empty() {
+            let mut rows = vec![["status", "variant", "program", "metric", "old", "new", "change", "threshold"]
+                .map(String::from)
+                .to_vec()];
+            for m in changed {
+                rows.push(vec![
+                    status_word(m.status).into(),
+                    m.variant.clone(),
+                    m.program.clone(),
+                    metric_label(m, &s.unit),
+                    num(m.old),
+                    num(m.new),
+                    change_text(m),
+                    threshold_text(m),
+                ]);
+            }
+            out.push('\n');
+            out.push_str(&render_rows(&rows));
+        }
+        let outcome_changes: Vec<_> = s.outcome_changes().collect();
+        if !outcome_changes.is_empty() {
+            let mut rows = vec![["correctness", "variant", "program", "old", "new"].map(String::from).to_vec()];
+            for o in outcome_changes {
+                rows.push(vec![
+                    "CHANGED".into(),
+                    o.variant.clone(),
+                    o.program.clone(),
+                    o.old.clone().unwrap_or_else(|| "-".into()),
+                    o.new.clone().unwrap_or_else(|| "(missing)".into()),
+                ]);
+            }
+            out.push('\n');
+            out.push_str(&render_rows(&rows));
+        }
+        out.push_str(&format!("\nmetrics: {}\n{}: {}\n\n", counts(s), s.scenario, verdict_line(s)));
+    }
+    out.push_str(if c.failed() { "compare: FAIL\n" } else { "compare: PASS\n" });
+    out
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn markdown(c: &Comparison) -> String {
+    let mut out = format!("## BPF harness: {}\n\n", if c.failed() { "FAIL" } else { "PASS" });
+    for s in &c.scenarios {
+        out.push_str(&format!("### `{}`: {}\n\n", s.scenario, verdict_line(s)));
+        out.push_str(&format!("Measured with {}.\n\n", how(s)));
+        for note in &s.notes {
+            out.push_str(&format!("> {}\n\n", md_escape(note)));
+        }
+        let changed: Vec<&MetricChange> = s.metrics.iter().filter(|m| m.status != Status::Same).collect();
+        if !changed.is_empty() {
+            out.push_str("| status | variant | program | metric | old | new | change | threshold |\n");
+            out.push_str("|---|---|---|---|---:|---:|---:|---|\n");
+            for m in changed {
+                let status = if m.status == Status::Regressed {
+                    format!("**{}**", status_word(m.status))
+                } else {
+                    status_word(m.status).into()
+                };
+                out.push_str(&format!(
+                    "| {status} | {} | `{}` | {} | {} | {} | {} | {} |\n",
+                    m.variant,
+                    m.program,
+                    metric_label(m, &s.unit),
+                    num(m.old),
+                    num(m.new),
+                    change_text(m),
+                    threshold_text(m)
+                ));
+            }
+            out.push('\n');
+        }
+        let outcome_changes: Vec<_> = s.outcome_changes().collect();
+        if !outcome_changes.is_empty() {
+            out.push_str("| correctness | variant | program | old | new |\n|---|---|---|---|---|\n");
+            for o in outcome_changes {
+                out.push_str(&format!(
+                    "| **changed** | {} | `{}` | {} | {} |\n",
+                    o.variant,
+                    o.program,
+                    md_escape(o.old.as_deref().unwrap_or("-")),
+                    md_escape(o.new.as_deref().unwrap_or("(missing)"))
+                ));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!("Metrics: {}.\n\n", counts(s)));
+    }
+    out
+}
+
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters, even escaped.
+            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One test case per program and variant (and per variant's kernel), failing when the new run
+/// missed an expectation or the outcome changed; plus one per scenario for the metric thresholds.
+fn junit(c: &Comparison) -> String {
+    let mut suites = String::new();
+    let (mut total, mut total_failures) = (0, 0);
+    for s in &c.scenarios {
+        let mut cases = String::new();
+        let mut failures = 0;
+        for o in &s.outcomes {
+            let class = xml_escape(&format!("{}.{}", s.scenario, o.variant));
+            let mut problems = Vec::new();
+            if !o.passed {
+                problems.push(format!("now: {}", o.new.as_deref().unwrap_or("missing")));
+            }
+            if o.changed() {
+                problems.push(format!(
+                    "outcome changed: {} -> {}",
+                    o.old.as_deref().unwrap_or("-"),
+                    o.new.as_deref().unwrap_or("missing")
+                ));
+            }
+            cases.push_str(&format!("    <testcase classname=\"{class}\" name=\"{}\"", xml_escape(&o.program)));
+            if problems.is_empty() {
+                cases.push_str("/>\n");
+            } else {
+                failures += 1;
+                cases.push_str(&format!(
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                    xml_escape(&problems.join("; ")),
+                    xml_escape(&o.detail)
+                ));
+            }
+        }
+        let regressions: Vec<String> = s
+            .regressions()
+            .map(|m| {
+                format!(
+                    "{} {} {}: {} -> {} ({}, threshold {})",
+                    m.variant,
+                    m.program,
+                    m.metric,
+                    num(m.old),
+                    num(m.new),
+                    change_text(m),
+                    threshold_text(m)
+                )
+            })
+            .collect();
+        cases.push_str(&format!("    <testcase classname=\"{}\" name=\"metric thresholds\"", xml_escape(&s.scenario)));
+        if regressions.is_empty() {
+            cases.push_str("/>\n");
+        } else {
+            failures += 1;
+            cases.push_str(&format!(
+                ">\n      <failure message=\"{} metrics regressed\">{}</failure>\n    </testcase>\n",
+                regressions.len(),
+                xml_escape(&regressions.join("\n"))
+            ));
+        }
+        let tests = s.outcomes.len() + 1;
+        suites.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\">\n{cases}  </testsuite>\n",
+            xml_escape(&s.scenario)
+        ));
+        total += tests;
+        total_failures += failures;
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"bpf-harness\" tests=\"{total}\" failures=\"{total_failures}\">\n{suites}</testsuites>\n"
+    )
+}
+
+#[derive(serde::Serialize)]
+struct BenchmarkEntry {
+    name: String,
+    unit: String,
+    value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    range: Option<String>,
+    extra: String,
+}
+
+fn metric_unit(key: &str, run_unit: &str) -> String {
+    match key {
+        metrics::RUN => run_unit.into(),
+        "verified_insns" => "insns".into(),
+        "total_states" | "peak_states" | "max_states_per_insn" => "states".into(),
+        "verification_time_us" => "us".into(),
+        "xlated_len" | "jited_len" => "bytes".into(),
+        _ => "count".into(),
+    }
+}
+
+/// Every metric of every program on every variant of the new runs, named
+/// `<scenario>/<program>/<variant>/<metric>` (the dashboard groups by `/`).
+fn benchmark_json(c: &Comparison) -> String {
+    let mut entries = Vec::new();
+    for s in &c.scenarios {
+        let run = &s.new;
+        let p = &run.provenance;
+        for v in &run.variants {
+            for prog in &v.programs {
+                for (key, value) in metrics::values(prog) {
+                    let range = (key == metrics::RUN && p.mode == Mode::Wallclock)
+                        .then(|| crate::stats::estimate(&prog.samples))
+                        .flatten()
+                        .map(|e| format!("± {}", num(((e.ci.hi - e.ci.lo) / 2.0).round())));
+                    entries.push(BenchmarkEntry {
+                        name: format!("{}/{}/{}/{key}", s.scenario, prog.id, v.name),
+                        unit: metric_unit(&key, &p.unit),
+                        value,
+                        range,
+                        extra: format!(
+                            "{:?}/{:?}; {}; harness {}",
+                            p.accel,
+                            p.mode,
+                            metrics::Outcome::of(prog).short(),
+                            &p.harness_commit[..p.harness_commit.len().min(12)]
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    serde_json::to_string_pretty(&entries).expect("plain data serialises") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::tests::comparison;
+
+    #[test]
+    fn terminal_snapshot() {
+        insta::assert_snapshot!(render(&comparison(), Format::Terminal));
+    }
+
+    #[test]
+    fn markdown_snapshot() {
+        insta::assert_snapshot!(render(&comparison(), Format::Markdown));
+    }
+
+    #[test]
+    fn junit_snapshot() {
+        insta::assert_snapshot!(render(&comparison(), Format::Junit));
+    }
+
+    #[test]
+    fn benchmark_json_snapshot() {
+        let text = render(&comparison(), Format::BenchmarkJson);
+        let parsed: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert!(parsed.iter().all(|e| e["name"].is_string() && e["unit"].is_string() && e["value"].is_number()));
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn xml_text_is_escaped() {
+        assert_eq!(xml_escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot; ");
+    }
+}
