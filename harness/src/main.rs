@@ -47,6 +47,10 @@ enum Command {
         /// Run only this variant of the scenario's (repeatable).
         #[arg(long = "only", value_name = "VARIANT")]
         only: Vec<String>,
+        /// Boots per variant in wallclock mode, interleaved across variants (default 3); icount
+        /// boots once, its counts being deterministic.
+        #[arg(long)]
+        boots: Option<u32>,
     },
     /// Compare stored runs and gate on them: exit 1 when a metric rises beyond the scenario's
     /// threshold or a correctness outcome changes, 2 when the runs cannot be read.
@@ -79,7 +83,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ok = harness::prereq::doctor(kernel_src.is_none());
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Scenario { file, accel, mode, allow_emulated_wallclock, kernel_src, cache_dir, results_dir, only } => {
+        Command::Scenario {
+            file,
+            accel,
+            mode,
+            allow_emulated_wallclock,
+            kernel_src,
+            cache_dir,
+            results_dir,
+            only,
+            boots,
+        } => {
             let opts = Options {
                 accel,
                 mode,
@@ -88,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cache_dir,
                 results_dir: results_dir.unwrap_or_else(|| harness::guestbuild::repo_root().join("results")),
                 only,
+                boots,
             };
             let (result, path) = harness::run::run_scenario(&file, &opts)?;
             println!("{}", harness::table::render(&result));

@@ -15,6 +15,45 @@ pub fn phase(variant: &str, what: &str) {
     eprintln!("[{variant}] {what}");
 }
 
+/// Where a run is among its steps (a build per variant, then the boots), so that a long run
+/// says what it is doing and how much is left.
+pub struct Steps {
+    total: usize,
+    done: usize,
+    start: Instant,
+}
+
+impl Steps {
+    /// A run that starts with `builds` build steps; boots are added once the mode decides them.
+    pub fn new(builds: usize) -> Steps {
+        Steps { total: builds, done: 0, start: Instant::now() }
+    }
+
+    pub fn add_boots(&mut self, boots: usize) {
+        self.total += boots;
+    }
+
+    /// Announces the next step.
+    pub fn begin(&mut self, variant: &str, what: &str) {
+        self.done += 1;
+        phase(variant, &self.line(what));
+    }
+
+    fn line(&self, what: &str) -> String {
+        let left = self.total.saturating_sub(self.done);
+        format!(
+            "step {} of {} ({} elapsed, {left} more after this): {what}",
+            self.done,
+            self.total,
+            format_elapsed(self.start.elapsed())
+        )
+    }
+
+    pub fn finish(&self) {
+        eprintln!("[run] all {} steps done in {}", self.total, format_elapsed(self.start.elapsed()));
+    }
+}
+
 pub fn format_elapsed(elapsed: Duration) -> String {
     let secs = elapsed.as_secs();
     if secs >= 60 {
@@ -79,6 +118,15 @@ mod tests {
         let err = run_logged("v", "step", &mut cmd, &log).unwrap_err().to_string();
         assert!(err.contains("the-cause"), "{err}");
         assert!(err.contains(&log.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn steps_count_what_is_left() {
+        let mut steps = Steps::new(2);
+        steps.add_boots(4);
+        steps.done = 2;
+        let line = steps.line("booting");
+        assert!(line.starts_with("step 2 of 6 (") && line.ends_with("4 more after this): booting"), "{line}");
     }
 
     #[test]

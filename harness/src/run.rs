@@ -40,6 +40,55 @@ pub struct Options {
     pub results_dir: PathBuf,
     /// Run only these of the scenario's variants (empty: all of them).
     pub only: Vec<String>,
+    /// Boots per variant in wallclock mode (default [`DEFAULT_WALLCLOCK_BOOTS`]).
+    pub boots: Option<u32>,
+}
+
+/// Wallclock samples from one boot share that boot's cache and frequency state; pooling a few
+/// boots puts boot-to-boot variation into the interval.
+pub const DEFAULT_WALLCLOCK_BOOTS: u32 = 3;
+
+/// Icount counts are deterministic, so a second boot would only repeat them.
+fn boots_per_variant(mode: Mode, requested: Option<u32>) -> anyhow::Result<u32> {
+    match (mode, requested) {
+        (_, Some(0)) => anyhow::bail!("--boots 0: at least one boot per variant is needed"),
+        (Mode::Icount, Some(n)) if n > 1 => {
+            anyhow::bail!("--boots {n}: icount counts are deterministic, so icount boots each variant once")
+        }
+        (Mode::Icount, _) => Ok(1),
+        (Mode::Wallclock, n) => Ok(n.unwrap_or(DEFAULT_WALLCLOCK_BOOTS)),
+    }
+}
+
+/// One variant's boots as one result: samples pooled, every boot's failures, warnings and
+/// failed checks kept (a check that failed in any boot failed).
+fn pool_boots(mut boots: Vec<VariantResult>) -> VariantResult {
+    let rest = boots.split_off(1);
+    let mut pooled = boots.pop().expect("at least one boot");
+    pooled.boots = 1 + rest.len() as u32;
+    for (n, boot) in rest.into_iter().enumerate() {
+        let label = format!("boot {}", n + 2);
+        pooled.complete &= boot.complete;
+        if pooled.failure.is_none() {
+            pooled.failure = boot.failure;
+            if pooled.failure.is_some() {
+                pooled.console_log = boot.console_log.clone();
+            }
+        }
+        pooled.guest_errors.extend(boot.guest_errors.into_iter().map(|e| format!("{label}: {e}")));
+        pooled.kernel_warnings.extend(boot.kernel_warnings.into_iter().map(|w| format!("{label}: {w}")));
+        for (p, q) in pooled.programs.iter_mut().zip(boot.programs) {
+            p.samples.extend(q.samples);
+            p.failed_runs += q.failed_runs;
+            for c in q.checks.into_iter().filter(|c| !c.ok) {
+                p.checks.push(results::Check { detail: format!("{label}: {}", c.detail), ..c });
+            }
+        }
+    }
+    for p in &mut pooled.programs {
+        p.summary = results::Summary::of(&p.samples);
+    }
+    pooled
 }
 
 pub fn variants_root() -> PathBuf {
@@ -280,68 +329,87 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
     let stamp = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &commit[..commit.len().min(12)]);
     let run_dir = opts.results_dir.join(&scenario.name).join(&stamp);
 
+    // Every kernel is built (and its image written) before the first measuring boot, so that
+    // wallclock boots of different variants can alternate (A B A B): slow drift of the host
+    // then spreads over every variant instead of biasing the one measured last.
+    let mut steps = progress::Steps::new(variants.len());
     let mut setting: Option<(Accel, Mode)> = None;
-    let mut results = Vec::new();
-    for (index, variant) in variants.iter().enumerate() {
-        progress::phase(
-            &variant.name,
-            &format!("variant {} of {}: {}", index + 1, variants.len(), variant.description),
-        );
+    let mut prepared = Vec::new();
+    for variant in &variants {
+        steps.begin(&variant.name, &format!("building: {}", variant.description));
         let kernel = kbuild::build(&cache, &source, variant, &base_fragment())?;
-        let (accel, mode) = match setting {
-            Some(s) => s,
-            None => {
-                let accel = choose_accel(opts.accel, &kernel, &runner)?;
-                let mode = choose_mode(accel, opts.mode, opts.allow_emulated_wallclock)?;
-                *setting.insert((accel, mode))
-            }
-        };
+        if setting.is_none() {
+            let accel = choose_accel(opts.accel, &kernel, &runner)?;
+            let mode = choose_mode(accel, opts.mode, opts.allow_emulated_wallclock)?;
+            steps.add_boots(boots_per_variant(mode, opts.boots)? as usize * variants.len());
+            setting = Some((accel, mode));
+        }
         let objects = guestbuild::build_bpf_objects(&cache, &source, &kernel, &object_names)?;
         let objects: Vec<(String, PathBuf)> = objects.into_iter().map(|(n, p)| (format!("{n}.bpf.o"), p)).collect();
         let plan = plan_for(&scenario, variant, &programs);
-        let workdir = run_dir.join(&variant.name);
         let initrd = kernel.objdir.join("run").join(format!("{}.cpio", scenario.name));
         write_image(&initrd, &runner, &objects, &plan)?;
-        progress::phase(
-            &variant.name,
-            &format!("booting ({accel:?}, {mode:?}) and running {} programs", plan.programs.len()),
-        );
-        let outcome = vm::boot(&BootSpec {
-            accel,
-            mode,
-            kernel: kernel.boot_image.clone(),
-            initrd,
-            workdir,
-            boot_timeout: scenario.boot_timeout,
-            run_timeout: scenario.run_timeout,
-        })?;
-        if let Some(failure) = &outcome.failure {
-            eprintln!("[{}] guest failed: {failure}\nconsole: {}", variant.name, outcome.console_log.display());
-        }
-        results.push(VariantResult {
-            name: variant.name.clone(),
-            description: variant.description.clone(),
-            kernel_version: kernel.kernel_version.clone(),
-            build_key: kernel.build_key.clone(),
-            patch_hash: kernel.patch_hash.clone(),
-            config_hash: kernel.config_hash.clone(),
-            compiler: kernel.compiler.clone(),
-            boot_seconds: outcome.boot_seconds,
-            console_log: outcome.console_log.clone(),
-            complete: outcome.failure.is_none(),
-            failure: outcome.failure.clone(),
-            guest_errors: results::global_errors(&outcome.records),
-            kernel_warnings: console::kernel_warnings(
-                &std::fs::read_to_string(&outcome.console_log).unwrap_or_default(),
-            ),
-            programs: programs
-                .iter()
-                .map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, &outcome.records, mode))
-                .collect(),
-            boots: 1,
-        });
+        prepared.push((variant, kernel, initrd));
     }
     let (accel, mode) = setting.unwrap_or((Accel::Tcg, Mode::Icount));
+    let boots = boots_per_variant(mode, opts.boots)?;
+    let mut outcomes: Vec<Vec<vm::BootOutcome>> = prepared.iter().map(|_| Vec::new()).collect();
+    for round in 0..boots {
+        for (i, (variant, kernel, initrd)) in prepared.iter().enumerate() {
+            let round_label = if boots > 1 { format!(" (boot {} of {boots})", round + 1) } else { String::new() };
+            steps.begin(
+                &variant.name,
+                &format!("booting ({accel:?}, {mode:?}) and running {} programs{round_label}", programs.len()),
+            );
+            let workdir = match boots {
+                1 => run_dir.join(&variant.name),
+                _ => run_dir.join(&variant.name).join(format!("boot{}", round + 1)),
+            };
+            let outcome = vm::boot(&BootSpec {
+                accel,
+                mode,
+                kernel: kernel.boot_image.clone(),
+                initrd: initrd.clone(),
+                workdir,
+                boot_timeout: scenario.boot_timeout,
+                run_timeout: scenario.run_timeout,
+            })?;
+            if let Some(failure) = &outcome.failure {
+                eprintln!("[{}] guest failed: {failure}\nconsole: {}", variant.name, outcome.console_log.display());
+            }
+            outcomes[i].push(outcome);
+        }
+    }
+    steps.finish();
+    let mut results = Vec::new();
+    for ((variant, kernel, _), boots) in prepared.iter().zip(&outcomes) {
+        let per_boot: Vec<VariantResult> = boots
+            .iter()
+            .map(|outcome| VariantResult {
+                name: variant.name.clone(),
+                description: variant.description.clone(),
+                kernel_version: kernel.kernel_version.clone(),
+                build_key: kernel.build_key.clone(),
+                patch_hash: kernel.patch_hash.clone(),
+                config_hash: kernel.config_hash.clone(),
+                compiler: kernel.compiler.clone(),
+                boot_seconds: outcome.boot_seconds,
+                console_log: outcome.console_log.clone(),
+                complete: outcome.failure.is_none(),
+                failure: outcome.failure.clone(),
+                guest_errors: results::global_errors(&outcome.records),
+                kernel_warnings: console::kernel_warnings(
+                    &std::fs::read_to_string(&outcome.console_log).unwrap_or_default(),
+                ),
+                programs: programs
+                    .iter()
+                    .map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, &outcome.records, mode))
+                    .collect(),
+                boots: 1,
+            })
+            .collect();
+        results.push(pool_boots(per_boot));
+    }
     let run = RunResult {
         schema_version: results::SCHEMA_VERSION,
         scenario: ScenarioInfo {
@@ -384,6 +452,38 @@ mod tests {
             }
         }
         assert!(checked >= 2, "found only {checked} scenarios in {}", dir.display());
+    }
+
+    #[test]
+    fn icount_boots_once_and_wallclock_several_times() {
+        assert_eq!(boots_per_variant(Mode::Icount, None).unwrap(), 1);
+        assert!(boots_per_variant(Mode::Icount, Some(3)).is_err());
+        assert_eq!(boots_per_variant(Mode::Wallclock, None).unwrap(), DEFAULT_WALLCLOCK_BOOTS);
+        assert_eq!(boots_per_variant(Mode::Wallclock, Some(5)).unwrap(), 5);
+        assert!(boots_per_variant(Mode::Wallclock, Some(0)).is_err());
+    }
+
+    #[test]
+    fn boots_pool_samples_and_keep_every_failure() {
+        let run = crate::table::tests::fixture();
+        let first = run.variants[0].clone();
+        let mut second = first.clone();
+        second.programs[0].samples = vec![160, 161];
+        second.programs[0].checks.push(results::Check {
+            what: "retval".into(),
+            ok: false,
+            detail: "returned 1".into(),
+        });
+        second.kernel_warnings.push("WARNING: x".into());
+        let pooled = pool_boots(vec![first.clone(), second]);
+        assert_eq!(pooled.boots, 2);
+        let p = &pooled.programs[0];
+        assert_eq!(p.samples, [153, 153, 153, 153, 153, 160, 161]);
+        assert_eq!(p.summary.unwrap().max, 161);
+        assert!(p.checks.iter().any(|c| !c.ok && c.detail == "boot 2: returned 1"));
+        assert_eq!(pooled.kernel_warnings, ["boot 2: WARNING: x"]);
+        let single = pool_boots(vec![first.clone()]);
+        assert_eq!((single.boots, &single.programs[0].samples), (1, &first.programs[0].samples));
     }
 
     #[test]

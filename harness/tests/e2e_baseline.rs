@@ -17,6 +17,7 @@ fn simple_scenario_runs_on_the_baseline_kernel() {
         cache_dir: None,
         results_dir: results.path().to_path_buf(),
         only: vec!["baseline".into()],
+        boots: None,
     };
     let scenario = harness::guestbuild::repo_root().join("scenarios/simple.yaml");
     let (run, stored) = run_scenario(&scenario, &opts).expect("scenario runs");
