@@ -62,6 +62,29 @@ enum Command {
         #[arg(long, value_enum, default_value = "terminal")]
         format: Format,
     },
+    /// Write one self-contained HTML page with charts of every stored run.
+    Report {
+        /// Where runs are stored (default: results/ in the repository).
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+        /// The page to write (default: <results-dir>/report.html).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Merge shards (runs of a scenario on some of its variants) into one run per scenario,
+    /// stored like any run.
+    Merge {
+        /// Result files, or directories of them.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Where the merged runs are stored (default: results/ in the repository).
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+    },
+}
+
+fn results_root(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| harness::guestbuild::repo_root().join("results"))
 }
 
 fn main() -> ExitCode {
@@ -100,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 allow_emulated_wallclock,
                 kernel_src,
                 cache_dir,
-                results_dir: results_dir.unwrap_or_else(|| harness::guestbuild::repo_root().join("results")),
+                results_dir: results_root(results_dir),
                 only,
                 boots,
             };
@@ -113,6 +136,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let comparison = harness::compare::compare(&harness::store::latest(&old)?, &harness::store::latest(&new)?);
             print!("{}", harness::compare::format::render(&comparison, format));
             Ok(if comparison.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Report { results_dir: dir, out } => {
+            let dir = results_root(dir);
+            let out = out.unwrap_or_else(|| dir.join("report.html"));
+            let runs = harness::store::list(&dir)?;
+            harness::fsutil::write_atomic(&out, harness::report::render(&runs).as_bytes())?;
+            println!("report: {} ({} runs)", out.display(), runs.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Merge { shards, results_dir: dir } => {
+            let mut runs = Vec::new();
+            for path in &shards {
+                runs.extend(if path.is_dir() {
+                    harness::store::list(path)?
+                } else {
+                    vec![harness::store::load(path)?]
+                });
+            }
+            let dir = results_root(dir);
+            for run in harness::merge::merge(&runs)? {
+                let path = run.store(&dir, &harness::merge::stamp(&run)?)?;
+                let names: Vec<&str> = run.variants.iter().map(|v| v.name.as_str()).collect();
+                println!("merged {} ({}): {}", run.scenario.name, names.join(", "), path.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
