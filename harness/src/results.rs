@@ -2,9 +2,9 @@
 //! provenance a reader needs to trust or reproduce it. Stored as versioned JSON.
 
 use crate::fsutil::write_atomic;
-use crate::scenario::{ExpectedVerdict, ProgramSpec, RunError, TaskRefs, TracePattern};
+use crate::scenario::{Balance, ExpectedVerdict, ProgramSpec, RunError, TracePattern};
 use crate::vm::{Accel, GuestFailure, Mode};
-use bpfh_protocol::{LoadInfo, ProgType, Record, Timing, Verdict};
+use bpfh_protocol::{LoadInfo, ObjectCount, ProgType, Record, Timing, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,6 +92,9 @@ pub struct ProgramResult {
     pub summary: Option<Summary>,
     /// pid 1's task reference count before and after the runs, when counted.
     pub task_refs: Option<RefCount>,
+    /// cpumask references the warm-up run took and dropped, when counted.
+    #[serde(default)]
+    pub cpumasks: Option<ObjectCount>,
     /// errno of the test runs the kernel failed (ECANCELED: cancelled by a watchdog), and how many.
     #[serde(default)]
     pub run_errno: Option<i32>,
@@ -171,6 +174,7 @@ pub fn evaluate(
         samples: Vec::new(),
         summary: None,
         task_refs: None,
+        cpumasks: None,
         run_errno: None,
         failed_runs: 0,
         trace: None,
@@ -197,6 +201,7 @@ pub fn evaluate(
                 }
             }
             Record::Trace { id, lines } if *id == spec.id => result.trace = Some(lines.clone()),
+            Record::Cpumasks { id, count } if *id == spec.id => result.cpumasks = Some(*count),
             Record::TaskRefs { id, before, after } if *id == spec.id => {
                 result.task_refs = Some(RefCount { before: *before, after: *after })
             }
@@ -267,16 +272,35 @@ pub fn evaluate(
         if let Some(want) = expect.task_refs {
             let check = match (want, result.task_refs) {
                 (_, None) => check("task_refs", false, "pid 1's task references were not counted".into()),
-                (TaskRefs::Balanced, Some(RefCount { before, after })) => check(
+                (Balance::Balanced, Some(RefCount { before, after })) => check(
                     "task_refs",
                     after == before,
                     format!("pid 1 task references {before} -> {after}, expected no change"),
                 ),
-                (TaskRefs::Leaked, Some(RefCount { before, after })) => check(
+                (Balance::Leaked, Some(RefCount { before, after })) => check(
                     "task_refs",
                     after > before,
                     format!("pid 1 task references {before} -> {after}, expected a leak"),
                 ),
+            };
+            result.checks.push(check);
+        }
+        if let Some(want) = expect.cpumasks {
+            let check = match (want, result.cpumasks) {
+                (_, None) => check("cpumasks", false, "cpumask references were not counted".into()),
+                (want, Some(ObjectCount { acquired, released })) => {
+                    let (ok, expected) = match want {
+                        Balance::Balanced => (acquired == released, "as many dropped as taken"),
+                        Balance::Leaked => (acquired > released, "a leak"),
+                    };
+                    check(
+                        "cpumasks",
+                        ok,
+                        format!(
+                            "warm-up run took {acquired} cpumask references, dropped {released}; expected {expected}"
+                        ),
+                    )
+                }
             };
             result.checks.push(check);
         }
@@ -400,7 +424,9 @@ mod tests {
             packet_bytes: None,
             samples: 2,
             count_task_refs: false,
+            count_cpumasks: false,
             sysctls: Default::default(),
+            sysctls_on: Default::default(),
             trace_events: Vec::new(),
             expect: Expectation { verdict, message: message.map(str::to_string), retval, ..Expectation::default() },
             expect_on: Default::default(),

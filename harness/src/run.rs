@@ -104,10 +104,10 @@ pub fn base_fragment() -> PathBuf {
 fn select_variants(scenario: &Scenario, only: &[String]) -> anyhow::Result<Vec<Variant>> {
     let all = Variant::discover(&variants_root())?;
     for program in &scenario.programs {
-        for name in program.expect_on.keys() {
+        for name in program.variants_named() {
             anyhow::ensure!(
                 all.iter().any(|v| &v.name == name),
-                "{}:{}: program {:?}: expect_on names unknown variant {name:?}",
+                "{}:{}: program {:?}: expect_on or sysctls_on names unknown variant {name:?}",
                 scenario.path.display(),
                 program.line,
                 program.id
@@ -165,7 +165,9 @@ fn programs_with_fixed_cost_references(scenario: &Scenario) -> Vec<(ProgramSpec,
                     packet_bytes: None,
                     samples: first.samples,
                     count_task_refs: false,
+                    count_cpumasks: false,
                     sysctls: Default::default(),
+                    sysctls_on: Default::default(),
                     trace_events: Vec::new(),
                     expect: Expectation { retval: Some(0), ..Expectation::default() },
                     expect_on: Default::default(),
@@ -197,8 +199,14 @@ fn plan_for(scenario: &Scenario, variant: &Variant, programs: &[(ProgramSpec, bo
                 samples: p.samples,
                 load_only: p.expectation_for(name).verdict == ExpectedVerdict::Reject,
                 count_task_refs: p.count_task_refs,
-                sysctls: p.sysctls.clone(),
-                trace_events: p.trace_events.clone(),
+                count_cpumasks: p.count_cpumasks,
+                sysctls: p.sysctls_for(name),
+                // Traced only where the scenario says what to expect: other kernels may not
+                // even have the events.
+                trace_events: match p.expectation_for(name).trace {
+                    Some(_) => p.trace_events.clone(),
+                    None => Vec::new(),
+                },
             })
             .collect(),
     }
@@ -316,7 +324,7 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
     let source: KernelSource = source::prepare(&cache, opts.kernel_src.as_deref())?;
     let programs = programs_with_fixed_cost_references(&scenario);
     let mut object_names: Vec<String> = programs.iter().map(|(p, _)| p.object.clone()).collect();
-    if programs.iter().any(|(p, _)| p.count_task_refs) {
+    if programs.iter().any(|(p, _)| p.count_task_refs || p.count_cpumasks) {
         object_names.push(PROBES_OBJECT.trim_end_matches(".bpf.o").to_string());
     }
     object_names.sort();

@@ -71,9 +71,13 @@ pub struct ProgramSpec {
     pub samples: u32,
     /// Read pid 1's task reference count around the runs (`checks: [task_refs]`).
     pub count_task_refs: bool,
+    /// Count cpumask references during the warm-up run (`checks: [cpumasks]`).
+    pub count_cpumasks: bool,
     pub expect: Expectation,
     /// sysctls set around the runs (names like `kernel.bpf_stats_enabled`).
     pub sysctls: BTreeMap<String, String>,
+    /// sysctls for the named variants only (a patched kernel's own knobs), over `sysctls`.
+    pub sysctls_on: BTreeMap<String, BTreeMap<String, String>>,
     /// tracefs events recorded during one extra run (`trace.events`).
     pub trace_events: Vec<String>,
     /// Expectations that replace `expect` on the named variants.
@@ -90,7 +94,9 @@ pub struct Expectation {
     /// Return value every run must produce (accept only).
     pub retval: Option<u32>,
     /// What the runs must do to pid 1's task reference count (needs `checks: [task_refs]`).
-    pub task_refs: Option<TaskRefs>,
+    pub task_refs: Option<Balance>,
+    /// What the warm-up run must do to cpumask references (needs `checks: [cpumasks]`).
+    pub cpumasks: Option<Balance>,
     /// The errno every failed test run must have failed with (and some run must have failed);
     /// None: every run must succeed.
     pub run_error: Option<RunError>,
@@ -170,14 +176,26 @@ impl ProgramSpec {
     pub fn expectation_for(&self, variant: &str) -> &Expectation {
         self.expect_on.get(variant).unwrap_or(&self.expect)
     }
+
+    /// The sysctls to set on `variant`.
+    pub fn sysctls_for(&self, variant: &str) -> BTreeMap<String, String> {
+        let mut all = self.sysctls.clone();
+        all.extend(self.sysctls_on.get(variant).cloned().unwrap_or_default());
+        all
+    }
+
+    /// Every variant this program names (`expect_on`, `sysctls_on`).
+    pub fn variants_named(&self) -> impl Iterator<Item = &String> {
+        self.expect_on.keys().chain(self.sysctls_on.keys())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TaskRefs {
+pub enum Balance {
     /// Back where it started: nothing leaked.
     Balanced,
-    /// Higher than it started: the program leaks task references.
+    /// More taken than dropped: the program leaks references.
     Leaked,
 }
 
@@ -187,6 +205,8 @@ pub enum TaskRefs {
 enum Check {
     /// pid 1's task reference count before and after the runs.
     TaskRefs,
+    /// cpumask references taken and dropped during the warm-up run.
+    Cpumasks,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -285,6 +305,8 @@ struct RawProgram {
     expect_on: BTreeMap<String, RawExpect>,
     #[serde(default)]
     sysctls: HashMap<Spanned<String>, SysctlValue>,
+    #[serde(default)]
+    sysctls_on: BTreeMap<String, HashMap<Spanned<String>, SysctlValue>>,
     trace: Option<RawTrace>,
 }
 
@@ -309,7 +331,8 @@ struct RawExpect {
     verdict: ExpectedVerdict,
     message: Option<Spanned<String>>,
     retval: Option<Spanned<u32>>,
-    task_refs: Option<Spanned<TaskRefs>>,
+    task_refs: Option<Spanned<Balance>>,
+    cpumasks: Option<Spanned<Balance>>,
     run_error: Option<RunError>,
     #[serde(default)]
     prog_info: BTreeMap<String, u64>,
@@ -391,6 +414,13 @@ impl Scenario {
             thresholds,
         })
     }
+}
+
+/// Which leak counters a program asked for (`checks:`).
+#[derive(Clone, Copy)]
+struct Counted {
+    task_refs: bool,
+    cpumasks: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -518,21 +548,14 @@ impl Checker<'_> {
             n => n.map(|n| n.value),
         };
 
-        let count_task_refs = p.checks.contains(&Check::TaskRefs);
-        let mut sysctls = BTreeMap::new();
-        for (name, value) in p.sysctls {
-            if !is_sysctl_name(&name.value) {
-                return Err(self.fail(
-                    name.referenced,
-                    format!("sysctls: {:?} is not a sysctl name (like kernel.bpf_stats_enabled)", name.value),
-                ));
-            }
-            let value = match value {
-                SysctlValue::Number(n) => n.to_string(),
-                SysctlValue::Text(t) => t,
-            };
-            sysctls.insert(name.value, value);
-        }
+        let counted =
+            Counted { task_refs: p.checks.contains(&Check::TaskRefs), cpumasks: p.checks.contains(&Check::Cpumasks) };
+        let sysctls = self.sysctls(p.sysctls)?;
+        let sysctls_on = p
+            .sysctls_on
+            .into_iter()
+            .map(|(variant, raw)| Ok((variant, self.sysctls(raw)?)))
+            .collect::<Result<_, ScenarioError>>()?;
         let mut trace_events = Vec::new();
         if let Some(trace) = p.trace {
             if trace.events.value.is_empty() {
@@ -549,11 +572,11 @@ impl Checker<'_> {
             }
         }
         let traced = !trace_events.is_empty();
-        let expect = self.expectation(p.expect, count_task_refs, traced)?;
+        let expect = self.expectation(p.expect, counted, traced)?;
         let expect_on = p
             .expect_on
             .into_iter()
-            .map(|(variant, raw)| Ok((variant, self.expectation(raw, count_task_refs, traced)?)))
+            .map(|(variant, raw)| Ok((variant, self.expectation(raw, counted, traced)?)))
             .collect::<Result<_, ScenarioError>>()?;
 
         Ok(ProgramSpec {
@@ -564,8 +587,10 @@ impl Checker<'_> {
             repeat,
             packet_bytes,
             samples,
-            count_task_refs,
+            count_task_refs: counted.task_refs,
+            count_cpumasks: counted.cpumasks,
             sysctls,
+            sysctls_on,
             trace_events,
             expect,
             expect_on,
@@ -573,8 +598,8 @@ impl Checker<'_> {
         })
     }
 
-    fn expectation(&self, raw: RawExpect, count_task_refs: bool, traced: bool) -> Result<Expectation, ScenarioError> {
-        let RawExpect { verdict, message, retval, task_refs, run_error, prog_info, trace } = raw;
+    fn expectation(&self, raw: RawExpect, counted: Counted, traced: bool) -> Result<Expectation, ScenarioError> {
+        let RawExpect { verdict, message, retval, task_refs, cpumasks, run_error, prog_info, trace } = raw;
         let trace = match trace {
             None => None,
             Some(list) if !traced => {
@@ -609,27 +634,57 @@ impl Checker<'_> {
             }
             _ => {}
         }
-        if let Some(refs) = &task_refs {
-            if !count_task_refs {
-                return Err(self.fail(refs.referenced, "expect.task_refs: needs `checks: [task_refs]` on the program"));
-            }
-            if verdict == ExpectedVerdict::Reject {
-                return Err(self.fail(refs.referenced, "expect.task_refs: a rejected program never runs"));
-            }
-        }
-        // A counted program that states nothing about references must not leak any.
-        let task_refs = task_refs
-            .map(|r| r.value)
-            .or((count_task_refs && verdict == ExpectedVerdict::Accept).then_some(TaskRefs::Balanced));
+        let task_refs = self.balance(task_refs, "task_refs", counted.task_refs, verdict)?;
+        let cpumasks = self.balance(cpumasks, "cpumasks", counted.cpumasks, verdict)?;
         Ok(Expectation {
             verdict,
             message: message.map(|m| m.value),
             retval: retval.map(|r| r.value),
             task_refs,
+            cpumasks,
             run_error,
             prog_info,
             trace,
         })
+    }
+
+    fn sysctls(&self, raw: HashMap<Spanned<String>, SysctlValue>) -> Result<BTreeMap<String, String>, ScenarioError> {
+        let mut sysctls = BTreeMap::new();
+        for (name, value) in raw {
+            if !is_sysctl_name(&name.value) {
+                return Err(self.fail(
+                    name.referenced,
+                    format!("sysctls: {:?} is not a sysctl name (like kernel.bpf_stats_enabled)", name.value),
+                ));
+            }
+            let value = match value {
+                SysctlValue::Number(n) => n.to_string(),
+                SysctlValue::Text(t) => t,
+            };
+            sysctls.insert(name.value, value);
+        }
+        Ok(sysctls)
+    }
+
+    /// A counted program that states nothing about references must not leak any.
+    fn balance(
+        &self,
+        stated: Option<Spanned<Balance>>,
+        key: &str,
+        counted: bool,
+        verdict: ExpectedVerdict,
+    ) -> Result<Option<Balance>, ScenarioError> {
+        if let Some(stated) = &stated {
+            if !counted {
+                return Err(
+                    self.fail(stated.referenced, format!("expect.{key}: needs `checks: [{key}]` on the program"))
+                );
+            }
+            if verdict == ExpectedVerdict::Reject {
+                return Err(self.fail(stated.referenced, format!("expect.{key}: a rejected program never runs")));
+            }
+        }
+        Ok(stated.map(|r| r.value).or((counted && verdict == ExpectedVerdict::Accept).then_some(Balance::Balanced)))
     }
 }
 
@@ -693,7 +748,9 @@ mod tests {
                     packet_bytes: None,
                     samples: 5,
                     count_task_refs: false,
+                    count_cpumasks: false,
                     sysctls: BTreeMap::new(),
+                    sysctls_on: BTreeMap::new(),
                     trace_events: vec![],
                     expect: Expectation::default(),
                     expect_on: BTreeMap::new(),
@@ -708,7 +765,9 @@ mod tests {
                     packet_bytes: None,
                     samples: 3,
                     count_task_refs: false,
+                    count_cpumasks: false,
                     sysctls: BTreeMap::new(),
+                    sysctls_on: BTreeMap::new(),
                     trace_events: vec![],
                     expect: Expectation {
                         verdict: ExpectedVerdict::Reject,
@@ -756,6 +815,17 @@ mod tests {
         assert_eq!(trace[0].fields, [("kfunc".into(), "bpf_task_from_pid".into()), ("held".into(), "1".into())]);
         assert!(trace[1].matches("bpf_ref_table: prog_id=3 entries=0"));
 
+        let per_variant = parse(&with_program(
+            "    program: p\n    type: tc\n    sysctls: { kernel.a: 1, kernel.b: x }\n    sysctls_on: { v: { kernel.a: 2 } }\n",
+        ))
+        .unwrap();
+        let p = &per_variant.programs[0];
+        assert_eq!(
+            p.sysctls_for("v").into_iter().collect::<Vec<_>>(),
+            [("kernel.a".into(), "2".into()), ("kernel.b".into(), "x".into())]
+        );
+        assert_eq!(p.sysctls_for("w").get("kernel.a").map(String::as_str), Some("1"));
+        assert_eq!(p.variants_named().collect::<Vec<_>>(), ["v"]);
         let e = error(&with_program("    program: p\n    type: tc\n    sysctls: { /etc/passwd: 1 }\n"));
         assert!(e.starts_with("scenarios/t.yaml:7:16: sysctls: \"/etc/passwd\""), "{e}");
         let e = error(&with_program("    program: p\n    type: tc\n    trace: { events: [../x] }\n"));
@@ -926,9 +996,9 @@ mod tests {
         let s = parse(&yaml.join("\n")).unwrap();
         let p = &s.programs[0];
         assert!(p.count_task_refs);
-        assert_eq!(p.expectation_for("fixed").task_refs, Some(TaskRefs::Balanced), "counted means balanced by default");
+        assert_eq!(p.expectation_for("fixed").task_refs, Some(Balance::Balanced), "counted means balanced by default");
         assert_eq!(p.expectation_for("fixed").retval, Some(7));
-        assert_eq!(p.expectation_for("baseline").task_refs, Some(TaskRefs::Leaked));
+        assert_eq!(p.expectation_for("baseline").task_refs, Some(Balance::Leaked));
         assert_eq!(p.expectation_for("other").verdict, ExpectedVerdict::Reject);
         assert_eq!(p.expectation_for("other").task_refs, None);
     }
@@ -946,5 +1016,11 @@ mod tests {
         ];
         let err = parse(&yaml.join("\n")).unwrap_err().to_string();
         assert!(err.contains(":7:") && err.contains("checks: [task_refs]"), "{err}");
+        let err = parse(&yaml.join("\n").replace("task_refs: leaked", "cpumasks: leaked")).unwrap_err().to_string();
+        assert!(err.contains(":7:") && err.contains("checks: [cpumasks]"), "{err}");
+        let counted = yaml.join("\n").replace("    expect: { task_refs: leaked }", "    checks: [cpumasks]");
+        let p = &parse(&counted).unwrap().programs[0];
+        assert!(p.count_cpumasks && !p.count_task_refs);
+        assert_eq!(p.expect.cpumasks, Some(Balance::Balanced), "counted means balanced by default");
     }
 }

@@ -96,6 +96,10 @@ pub struct ProgramPlan {
     /// and report both: a program that leaks task references leaves it higher.
     #[serde(default)]
     pub count_task_refs: bool,
+    /// Count the cpumask references the program takes and drops during its warm-up run
+    /// (counting programs are attached only then, so they add nothing to the samples).
+    #[serde(default)]
+    pub count_cpumasks: bool,
     /// sysctls (`kernel.foo` names) set after loading and before running, restored afterwards.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
@@ -188,10 +192,19 @@ pub enum Record {
     Trace { id: String, lines: Vec<String> },
     /// pid 1's task reference count around a program's runs (warm-up run included).
     TaskRefs { id: String, before: i64, after: i64 },
+    /// cpumask references taken and dropped during the warm-up run.
+    Cpumasks { id: String, count: ObjectCount },
     /// Something went wrong for a program (or for the whole run when `id` is None).
     Error { id: Option<String>, message: String },
     /// The plan ran to its end; the host treats a run without it as incomplete.
     Done,
+}
+
+/// References of one kind of object taken and dropped while counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCount {
+    pub acquired: u64,
+    pub released: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -259,6 +272,7 @@ mod tests {
             },
             Record::Trace { id: "p".into(), lines: vec!["bpf_ref_acquire: prog_id=5 held=1".into()] },
             Record::TaskRefs { id: "p".into(), before: 2, after: 3 },
+            Record::Cpumasks { id: "p".into(), count: ObjectCount { acquired: 2, released: 1 } },
             Record::Done,
         ];
         let text: String = records.iter().map(|r| r.encode() + "\r\n").collect();

@@ -147,6 +147,10 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
             std::io::Error::from_raw_os_error(e)
         ))
     ));
+    if let Some(count) = runs.cpumasks {
+        say(&format!("{}: cpumask references taken {}, dropped {}", plan.id, count.acquired, count.released));
+        io::send(&Record::Cpumasks { id: plan.id.clone(), count });
+    }
     if let Some(lines) = runs.trace {
         io::send(&Record::Trace { id: plan.id.clone(), lines });
     }

@@ -11,10 +11,11 @@
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::{bail, ensure, Context, Result};
-use bpfh_protocol::{ProgType, ProgramPlan, Timing};
+use bpfh_protocol::{ObjectCount, ProgType, ProgramPlan, Timing};
 
 use crate::knobs;
 use crate::load::prog_info;
+use crate::probe;
 
 /// The outcome of all samples of one program (the fields of `Record::Ran`, and the trace).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct Runs {
     pub failed_runs: u32,
     /// Trace lines of the traced run, when the plan asked for one.
     pub trace: Option<Vec<String>>,
+    /// cpumask references taken and dropped by the warm-up run, when counted.
+    pub cpumasks: Option<ObjectCount>,
 }
 
 /// One `BPF_PROG_TEST_RUN`: what the kernel answered.
@@ -54,7 +57,11 @@ pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
     let mut failures = Failures::default();
     // One unrecorded run first: the first call of some kfuncs pays one-off costs (a cold
     // allocator cache, say) that would otherwise show in the first sample only.
+    // The cpumask counters watch only this run: their trampolines would slow every sample.
+    let counter = plan.count_cpumasks.then(probe::CpumaskCounter::attach).transpose()?;
     failures.note(&run_once(1).context("warm-up run")?);
+    let cpumasks = counter.as_ref().map(probe::CpumaskCounter::read).transpose()?;
+    drop(counter);
     // The traced run is not a sample: tracing costs time.
     let trace = if plan.trace_events.is_empty() {
         None
@@ -81,6 +88,7 @@ pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
         run_errno: failures.errno,
         failed_runs: failures.count,
         trace,
+        cpumasks,
     })
 }
 
