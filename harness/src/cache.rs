@@ -1,6 +1,8 @@
 //! Where the harness keeps what is expensive to make: extracted sources, patched trees, kernel
 //! builds and their logs. Nothing in here is ever needed for correctness: it can be deleted.
 
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the cache location (the `--cache-dir` flag wins over it).
@@ -27,6 +29,37 @@ impl Cache {
         std::fs::create_dir_all(&root)
             .map_err(|e| anyhow::anyhow!("cannot create cache directory {}: {e}", root.display()))?;
         Ok(Cache { root })
+    }
+
+    /// Takes the part of the cache named `what` (a variant's trees and builds, the extracted
+    /// source) for this process, waiting (and saying so) while another harness run holds it: two
+    /// runs building into the same directories would corrupt them. The lock is an advisory
+    /// `flock` on `<cache>/locks/<what>.lock`, released when the guard drops or the process
+    /// dies, however it dies.
+    pub fn lock(&self, what: &str) -> anyhow::Result<CacheLock> {
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{what}.lock"));
+        let open = || File::options().read(true).write(true).create(true).truncate(false).open(&path);
+        let mut file = open().map_err(|e| anyhow::anyhow!("cannot open the cache lock {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder =
+                    if holder.is_empty() { "another harness run".to_string() } else { format!("pid {holder}") };
+                eprintln!("[cache] waiting for {what}: {} is held by {holder}", path.display());
+                file.lock().map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))?;
+            }
+            Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+        }
+        // Who holds it, for the message of the next run that waits.
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())?;
+        Ok(CacheLock { _file: file })
     }
 
     pub fn root(&self) -> &Path {
@@ -56,5 +89,40 @@ impl Cache {
 
     pub fn ccache(&self) -> PathBuf {
         self.root.join("ccache")
+    }
+}
+
+/// Holds the cache lock until dropped.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_waits_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::resolve(Some(dir.path())).unwrap();
+        let first = cache.lock("variant-baseline").unwrap();
+        let lock_file = dir.path().join("locks/variant-baseline.lock");
+        assert_eq!(std::fs::read_to_string(lock_file).unwrap(), std::process::id().to_string());
+        let _other = cache.lock("variant-other").expect("other parts are not held");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let second = cache.lock("variant-baseline").unwrap();
+                tx.send(()).unwrap();
+                second
+            })
+        };
+        // flock locks belong to open files, so a second open in this process blocks too.
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "second lock taken while held");
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("second lock taken once released");
+        drop(waiter.join().unwrap());
     }
 }

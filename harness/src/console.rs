@@ -19,8 +19,11 @@ const MARKERS: &[&str] = &[
     "inconsistent lock state",
     "KASAN:",
     "UBSAN:",
-    "kmemleak:",
+    // kmemleak's scan result ("kmemleak: 2 new suspected memory leaks (see ...)"); its other
+    // lines ("kmemleak: Kernel memory leak detector initialized") are not problems.
+    "new suspected memory leaks",
     "unreferenced object",
+    "watchdog: BUG: soft lockup",
 ];
 
 /// Lines of context kept after a marker: enough for the report's first frames.
@@ -59,9 +62,32 @@ mod tests {
         assert!(found[0].contains("Call Trace"));
     }
 
+    /// The first line of each kind of report, as 6.12 prints it (lockdep, KASAN, RCU, hung task,
+    /// kmemleak, soft lockup), each followed by unrelated lines beyond the excerpt.
+    #[test]
+    fn every_kind_of_report_is_found() {
+        let reports = [
+            "WARNING: possible circular locking dependency detected",
+            "BUG: KASAN: slab-use-after-free in lkdtm_READ_AFTER_FREE+0x1a/0x90",
+            "rcu: INFO: rcu_sched self-detected stall on CPU",
+            "INFO: task bpfh:1 blocked for more than 30 seconds.",
+            "kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
+            "watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [init:1]",
+            "BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283",
+        ];
+        let filler = "[    2.0] ordinary line\n".repeat(EXCERPT_LINES);
+        let console: String = reports.iter().map(|r| format!("[    1.0] {r}\n{filler}")).collect();
+        let found = kernel_warnings(&console);
+        assert_eq!(found.len(), reports.len(), "{found:#?}");
+        for (excerpt, report) in found.iter().zip(reports) {
+            assert!(excerpt.lines().next().unwrap().ends_with(report), "{excerpt}");
+        }
+    }
+
     #[test]
     fn a_clean_boot_has_none() {
         let console = "[    0.1] BPF: 'struct module' btf id not found. Is CONFIG_MODULES enabled?\n\
+                       [    0.2] kmemleak: Kernel memory leak detector initialized (mem pool available: 15000)\n\
                        [    0.5] Run /init as init process\nplan simple/baseline: 4 programs\n";
         assert!(kernel_warnings(console).is_empty());
     }

@@ -116,18 +116,21 @@ fn resolve_config(
     Ok(resolved)
 }
 
-/// Builds (or reuses) the kernel for `variant`.
+/// Builds (or reuses) the kernel for `variant`: `base_fragment`, then the variant's fragment,
+/// then `debug_fragment` (last, so that the debug options win).
 pub fn build(
     cache: &Cache,
     source: &KernelSource,
     variant: &Variant,
     base_fragment: &Path,
+    debug_fragment: Option<&Path>,
 ) -> anyhow::Result<KernelBuild> {
     let (tree_hash, patch_hash) = tree_key(source, variant)?;
     let tree = variant_tree(cache, source, variant, &tree_hash)?;
 
     let mut fragment_paths = vec![base_fragment.to_path_buf()];
     fragment_paths.extend(variant.config_fragment.clone());
+    fragment_paths.extend(debug_fragment.map(Path::to_path_buf));
     let mut fragments = Vec::new();
     let mut fragment_bytes = Vec::new();
     for path in &fragment_paths {

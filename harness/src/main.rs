@@ -51,6 +51,13 @@ enum Command {
         /// boots once, its counts being deterministic.
         #[arg(long)]
         boots: Option<u32>,
+        /// Build with kernel-config/debug.config on top (KASAN, lockdep, kmemleak, LKDTM): a
+        /// separate, slower kernel for finding bugs, not for timings.
+        #[arg(long)]
+        debug_kernel: bool,
+        /// Where variants are defined (default: kernel-config/variants in the repository).
+        #[arg(long)]
+        variants_dir: Option<PathBuf>,
     },
     /// Compare stored runs and gate on them: exit 1 when a metric rises beyond the scenario's
     /// threshold or a correctness outcome changes, 2 when the runs cannot be read.
@@ -116,6 +123,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             results_dir,
             only,
             boots,
+            debug_kernel,
+            variants_dir,
         } => {
             let opts = Options {
                 accel,
@@ -126,10 +135,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 results_dir: results_root(results_dir),
                 only,
                 boots,
+                debug_kernel,
+                variants_dir,
             };
             let (result, path) = harness::run::run_scenario(&file, &opts)?;
             println!("{}", harness::table::render(&result));
             println!("results: {}", path.display());
+            if !result.complete() {
+                eprintln!(
+                    "error: INCOMPLETE run: not every variant ran to the end (see above); partial results stored"
+                );
+            }
             Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Compare { old, new, format } => {

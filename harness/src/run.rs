@@ -42,6 +42,10 @@ pub struct Options {
     pub only: Vec<String>,
     /// Boots per variant in wallclock mode (default [`DEFAULT_WALLCLOCK_BOOTS`]).
     pub boots: Option<u32>,
+    /// Build with `kernel-config/debug.config` on top (KASAN, lockdep, kmemleak, LKDTM).
+    pub debug_kernel: bool,
+    /// Where variants are defined (default: `kernel-config/variants` in the repository).
+    pub variants_dir: Option<PathBuf>,
 }
 
 /// Wallclock samples from one boot share that boot's cache and frequency state; pooling a few
@@ -63,9 +67,10 @@ fn boots_per_variant(mode: Mode, requested: Option<u32>) -> anyhow::Result<u32> 
 /// One variant's boots as one result: samples pooled, every boot's failures, warnings and
 /// failed checks kept (a check that failed in any boot failed).
 fn pool_boots(mut boots: Vec<VariantResult>) -> VariantResult {
+    let booted = boots.iter().map(|b| b.boots).sum();
     let rest = boots.split_off(1);
     let mut pooled = boots.pop().expect("at least one boot");
-    pooled.boots = 1 + rest.len() as u32;
+    pooled.boots = booted;
     for (n, boot) in rest.into_iter().enumerate() {
         let label = format!("boot {}", n + 2);
         pooled.complete &= boot.complete;
@@ -77,6 +82,9 @@ fn pool_boots(mut boots: Vec<VariantResult>) -> VariantResult {
         }
         pooled.guest_errors.extend(boot.guest_errors.into_iter().map(|e| format!("{label}: {e}")));
         pooled.kernel_warnings.extend(boot.kernel_warnings.into_iter().map(|w| format!("{label}: {w}")));
+        pooled
+            .allowed_kernel_warnings
+            .extend(boot.allowed_kernel_warnings.into_iter().map(|w| format!("{label}: {w}")));
         for (p, q) in pooled.programs.iter_mut().zip(boot.programs) {
             p.samples.extend(q.samples);
             p.failed_runs += q.failed_runs;
@@ -99,10 +107,14 @@ pub fn base_fragment() -> PathBuf {
     guestbuild::repo_root().join("kernel-config/base.config")
 }
 
+pub fn debug_fragment() -> PathBuf {
+    guestbuild::repo_root().join("kernel-config/debug.config")
+}
+
 /// The variants a scenario names, or every defined variant. Every variant a program's
 /// `expect_on` names must be defined, or a typo would silently apply the default expectation.
-fn select_variants(scenario: &Scenario, only: &[String]) -> anyhow::Result<Vec<Variant>> {
-    let all = Variant::discover(&variants_root())?;
+fn select_variants(scenario: &Scenario, only: &[String], root: &Path) -> anyhow::Result<Vec<Variant>> {
+    let all = Variant::discover(root)?;
     for program in &scenario.programs {
         for name in program.variants_named() {
             anyhow::ensure!(
@@ -132,7 +144,7 @@ fn select_variants(scenario: &Scenario, only: &[String]) -> anyhow::Result<Vec<V
                 anyhow::anyhow!(
                     "{}: unknown variant {name:?} (defined under {}: {})",
                     scenario.path.display(),
-                    variants_root().display(),
+                    root.display(),
                     known.join(", ")
                 )
             })
@@ -187,6 +199,7 @@ fn plan_for(scenario: &Scenario, variant: &Variant, programs: &[(ProgramSpec, bo
         variant: name.into(),
         probe_only: false,
         info_fields: variant.prog_info.clone(),
+        provoke: scenario.provoke.clone(),
         programs: programs
             .iter()
             .map(|(p, _)| ProgramPlan {
@@ -250,6 +263,7 @@ fn choose_accel(choice: AccelChoice, kernel: &KernelBuild, runner: &Path) -> any
                 probe_only: true,
                 programs: vec![],
                 info_fields: vec![],
+                provoke: vec![],
             };
             write_image(&initrd, runner, &[], &plan)?;
             progress::phase(&kernel.variant, "probing whether KVM really runs a guest");
@@ -315,13 +329,87 @@ fn host_cpu() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// One boot's result, or the result of a variant that was not built or booted (`Err`).
+fn variant_result(
+    variant: &Variant,
+    kernel: Option<&KernelBuild>,
+    source: &KernelSource,
+    scenario: &Scenario,
+    programs: &[(ProgramSpec, bool)],
+    mode: Mode,
+    outcome: Result<vm::BootOutcome, vm::GuestFailure>,
+) -> VariantResult {
+    let (outcome, failure) = match outcome {
+        Ok(outcome) => {
+            let failure = outcome.failure.clone();
+            (Some(outcome), failure)
+        }
+        Err(failure) => (None, Some(failure)),
+    };
+    let records = outcome.as_ref().map_or(&[][..], |o| &o.records[..]);
+    let console_log = outcome.as_ref().map(|o| o.console_log.clone()).unwrap_or_default();
+    let console = std::fs::read_to_string(&console_log).unwrap_or_default();
+    let (kernel_warnings, allowed_kernel_warnings) =
+        console::kernel_warnings(&console).into_iter().partition(|w| !scenario.allows_kernel_message(w));
+    VariantResult {
+        name: variant.name.clone(),
+        description: variant.description.clone(),
+        kernel_version: kernel.map_or_else(|| source.version.clone(), |k| k.kernel_version.clone()),
+        build_key: kernel.map(|k| k.build_key.clone()).unwrap_or_default(),
+        patch_hash: kernel.map(|k| k.patch_hash.clone()).unwrap_or_default(),
+        config_hash: kernel.map(|k| k.config_hash.clone()).unwrap_or_default(),
+        compiler: kernel.map(|k| k.compiler.clone()).unwrap_or_default(),
+        boot_seconds: outcome.as_ref().and_then(|o| o.boot_seconds),
+        console_log,
+        complete: failure.is_none(),
+        failure,
+        guest_errors: results::global_errors(records),
+        kernel_warnings,
+        allowed_kernel_warnings,
+        programs: programs
+            .iter()
+            .map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, records))
+            .collect(),
+        // A variant that was not built or booted contributes no boot.
+        boots: u32::from(outcome.is_some()),
+    }
+}
+
+/// Builds the variant's kernel, its BPF objects and the scenario's image.
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    cache: &Cache,
+    source: &KernelSource,
+    variant: &Variant,
+    debug_fragment: Option<&Path>,
+    runner: &Path,
+    scenario: &Scenario,
+    programs: &[(ProgramSpec, bool)],
+    object_names: &[String],
+) -> anyhow::Result<(KernelBuild, PathBuf)> {
+    // Another run building this variant waits for us rather than building into the same tree.
+    let _held = cache.lock(&format!("variant-{}", variant.name))?;
+    let kernel = kbuild::build(cache, source, variant, &base_fragment(), debug_fragment)?;
+    let objects = guestbuild::build_bpf_objects(cache, source, &kernel, object_names)?;
+    let objects: Vec<(String, PathBuf)> = objects.into_iter().map(|(n, p)| (format!("{n}.bpf.o"), p)).collect();
+    let plan = plan_for(scenario, variant, programs);
+    let initrd = kernel.objdir.join("run").join(format!("{}.cpio", scenario.name));
+    write_image(&initrd, runner, &objects, &plan)?;
+    Ok((kernel, initrd))
+}
+
 /// Builds, boots and measures every variant of the scenario; stores and returns the result.
+/// A variant that cannot be built or booted is recorded as not run (with why) and the others
+/// go on; the stored result then says which variants are incomplete.
 pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(RunResult, PathBuf)> {
     crate::prereq::ensure(opts.kernel_src.is_none())?;
     let scenario = Scenario::load(scenario_path, &guestbuild::bpf_source_dir())?;
-    let variants = select_variants(&scenario, &opts.only)?;
+    let variants = select_variants(&scenario, &opts.only, &opts.variants_dir.clone().unwrap_or_else(variants_root))?;
     let cache = Cache::resolve(opts.cache_dir.as_deref())?;
-    let source: KernelSource = source::prepare(&cache, opts.kernel_src.as_deref())?;
+    let source: KernelSource = {
+        let _held = cache.lock("source")?;
+        source::prepare(&cache, opts.kernel_src.as_deref())?
+    };
     let programs = programs_with_fixed_cost_references(&scenario);
     let mut object_names: Vec<String> = programs.iter().map(|(p, _)| p.object.clone()).collect();
     if programs.iter().any(|(p, _)| p.count_task_refs || p.count_cpumasks) {
@@ -336,34 +424,39 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
     let now = chrono::Utc::now();
     let stamp = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &commit[..commit.len().min(12)]);
     let run_dir = opts.results_dir.join(&scenario.name).join(&stamp);
+    let debug = opts.debug_kernel.then(debug_fragment);
+    let not_run = |variant: &Variant, stage: &str, err: anyhow::Error| {
+        let failure = vm::GuestFailure::NotRun { stage: stage.into(), error: format!("{err:#}") };
+        eprintln!("error: scenario {}, variant {}: {failure}", scenario.name, variant.name);
+        failure
+    };
 
     // Every kernel is built (and its image written) before the first measuring boot, so that
     // wallclock boots of different variants can alternate (A B A B): slow drift of the host
     // then spreads over every variant instead of biasing the one measured last.
     let mut steps = progress::Steps::new(variants.len());
-    let mut setting: Option<(Accel, Mode)> = None;
     let mut prepared = Vec::new();
     for variant in &variants {
         steps.begin(&variant.name, &format!("building: {}", variant.description));
-        let kernel = kbuild::build(&cache, &source, variant, &base_fragment())?;
-        if setting.is_none() {
-            let accel = choose_accel(opts.accel, &kernel, &runner)?;
-            let mode = choose_mode(accel, opts.mode, opts.allow_emulated_wallclock)?;
-            steps.add_boots(boots_per_variant(mode, opts.boots)? as usize * variants.len());
-            setting = Some((accel, mode));
-        }
-        let objects = guestbuild::build_bpf_objects(&cache, &source, &kernel, &object_names)?;
-        let objects: Vec<(String, PathBuf)> = objects.into_iter().map(|(n, p)| (format!("{n}.bpf.o"), p)).collect();
-        let plan = plan_for(&scenario, variant, &programs);
-        let initrd = kernel.objdir.join("run").join(format!("{}.cpio", scenario.name));
-        write_image(&initrd, &runner, &objects, &plan)?;
-        prepared.push((variant, kernel, initrd));
+        let built = prepare(&cache, &source, variant, debug.as_deref(), &runner, &scenario, &programs, &object_names);
+        prepared.push((variant, built.map_err(|err| not_run(variant, "build", err))));
     }
-    let (accel, mode) = setting.unwrap_or((Accel::Tcg, Mode::Icount));
+    let (accel, mode) = match prepared.iter().find_map(|(_, built)| built.as_ref().ok()) {
+        Some((kernel, _)) => {
+            let accel = choose_accel(opts.accel, kernel, &runner)?;
+            (accel, choose_mode(accel, opts.mode, opts.allow_emulated_wallclock)?)
+        }
+        // Nothing to boot: the result records only the build failures.
+        None => (Accel::Tcg, Mode::Icount),
+    };
     let boots = boots_per_variant(mode, opts.boots)?;
-    let mut outcomes: Vec<Vec<vm::BootOutcome>> = prepared.iter().map(|_| Vec::new()).collect();
+    let built = prepared.iter().filter(|(_, b)| b.is_ok()).count();
+    steps.add_boots(boots as usize * built);
+    let mut outcomes: Vec<Vec<Result<vm::BootOutcome, vm::GuestFailure>>> =
+        prepared.iter().map(|_| Vec::new()).collect();
     for round in 0..boots {
-        for (i, (variant, kernel, initrd)) in prepared.iter().enumerate() {
+        for (i, (variant, built)) in prepared.iter().enumerate() {
+            let Ok((kernel, initrd)) = built else { continue };
             let round_label = if boots > 1 { format!(" (boot {} of {boots})", round + 1) } else { String::new() };
             steps.begin(
                 &variant.name,
@@ -381,41 +474,29 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
                 workdir,
                 boot_timeout: scenario.boot_timeout,
                 run_timeout: scenario.run_timeout,
-            })?;
-            if let Some(failure) = &outcome.failure {
-                eprintln!("[{}] guest failed: {failure}\nconsole: {}", variant.name, outcome.console_log.display());
+            });
+            if let Ok(vm::BootOutcome { failure: Some(failure), console_log, .. }) = &outcome {
+                eprintln!(
+                    "error: scenario {}, variant {}: guest failed: {failure}\nconsole: {}",
+                    scenario.name,
+                    variant.name,
+                    console_log.display()
+                );
             }
-            outcomes[i].push(outcome);
+            outcomes[i].push(outcome.map_err(|err| not_run(variant, "boot", err)));
         }
     }
     steps.finish();
     let mut results = Vec::new();
-    for ((variant, kernel, _), boots) in prepared.iter().zip(&outcomes) {
-        let per_boot: Vec<VariantResult> = boots
-            .iter()
-            .map(|outcome| VariantResult {
-                name: variant.name.clone(),
-                description: variant.description.clone(),
-                kernel_version: kernel.kernel_version.clone(),
-                build_key: kernel.build_key.clone(),
-                patch_hash: kernel.patch_hash.clone(),
-                config_hash: kernel.config_hash.clone(),
-                compiler: kernel.compiler.clone(),
-                boot_seconds: outcome.boot_seconds,
-                console_log: outcome.console_log.clone(),
-                complete: outcome.failure.is_none(),
-                failure: outcome.failure.clone(),
-                guest_errors: results::global_errors(&outcome.records),
-                kernel_warnings: console::kernel_warnings(
-                    &std::fs::read_to_string(&outcome.console_log).unwrap_or_default(),
-                ),
-                programs: programs
-                    .iter()
-                    .map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, &outcome.records, mode))
-                    .collect(),
-                boots: 1,
-            })
+    for ((variant, built), boots) in prepared.iter().zip(outcomes) {
+        let kernel = built.as_ref().ok().map(|(kernel, _)| kernel);
+        let mut per_boot: Vec<VariantResult> = boots
+            .into_iter()
+            .map(|outcome| variant_result(variant, kernel, &source, &scenario, &programs, mode, outcome))
             .collect();
+        if let Err(failure) = built {
+            per_boot.push(variant_result(variant, None, &source, &scenario, &programs, mode, Err(failure.clone())));
+        }
         results.push(pool_boots(per_boot));
     }
     let run = RunResult {
@@ -455,7 +536,8 @@ mod tests {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
                 let scenario = Scenario::load(&path, &guestbuild::bpf_source_dir()).unwrap_or_else(|e| panic!("{e}"));
-                select_variants(&scenario, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                select_variants(&scenario, &[], &variants_root())
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 checked += 1;
             }
         }

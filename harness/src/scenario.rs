@@ -31,6 +31,20 @@ pub struct Scenario {
     pub programs: Vec<ProgramSpec>,
     /// How far each metric may rise before `harness compare` fails, by metric key.
     pub thresholds: BTreeMap<String, Threshold>,
+    /// Kernel warnings the scenario expects: a console excerpt containing one of these texts is
+    /// recorded but does not fail the run.
+    pub allowed_kernel_messages: Vec<String>,
+    /// LKDTM crash types (`WARNING`, `REFCOUNT_DEC_ZERO`, `READ_AFTER_FREE`, `PANIC`...) the
+    /// runner triggers after the programs, to prove that the harness catches kernel faults
+    /// (needs CONFIG_LKDTM: `--debug-kernel`).
+    pub provoke: Vec<String>,
+}
+
+impl Scenario {
+    /// Whether a kernel warning excerpt is one the scenario expects.
+    pub fn allows_kernel_message(&self, excerpt: &str) -> bool {
+        self.allowed_kernel_messages.iter().any(|m| excerpt.contains(m.as_str()))
+    }
 }
 
 /// How much a metric may rise between two runs before it is a regression: the increase must
@@ -270,6 +284,10 @@ struct RawScenario {
     programs: Spanned<Vec<Spanned<RawProgram>>>,
     #[serde(default)]
     thresholds: HashMap<Spanned<String>, Spanned<Threshold>>,
+    #[serde(default)]
+    allow_kernel_messages: Vec<Spanned<String>>,
+    #[serde(default)]
+    provoke: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -377,6 +395,8 @@ impl Scenario {
             ));
         }
         let variants = raw.variants.map(|list| check.variants(list)).transpose()?;
+        let allowed_kernel_messages = check.kernel_messages(raw.allow_kernel_messages)?;
+        let provoke = check.provoke(raw.provoke)?;
         let thresholds = check.thresholds(raw.thresholds)?;
         let boot_timeout = check.at_least_one(raw.timeouts.boot, "timeouts.boot", DEFAULT_BOOT_TIMEOUT_S)?;
         let run_timeout = check.at_least_one(raw.timeouts.run, "timeouts.run", DEFAULT_RUN_TIMEOUT_S)?;
@@ -412,6 +432,8 @@ impl Scenario {
             run_timeout: Duration::from_secs(run_timeout),
             programs,
             thresholds,
+            allowed_kernel_messages,
+            provoke,
         })
     }
 }
@@ -487,6 +509,29 @@ impl Checker<'_> {
             out.insert(key.value, threshold.value);
         }
         Ok(out)
+    }
+
+    /// A pattern must say something: an empty one would allow every warning.
+    fn kernel_messages(&self, list: Vec<Spanned<String>>) -> Result<Vec<String>, ScenarioError> {
+        list.into_iter()
+            .map(|m| match m.value.trim() {
+                "" => Err(self.fail(m.referenced, "allow_kernel_messages: an empty pattern would allow every warning")),
+                _ => Ok(m.value),
+            })
+            .collect()
+    }
+
+    /// LKDTM crash type names are upper-case words; the guest writes them to a debugfs file.
+    fn provoke(&self, list: Vec<Spanned<String>>) -> Result<Vec<String>, ScenarioError> {
+        list.into_iter()
+            .map(|t| match !t.value.is_empty() && t.value.bytes().all(|b| matches!(b, b'A'..=b'Z' | b'0'..=b'9' | b'_')) {
+                true => Ok(t.value),
+                false => Err(self.fail(
+                    t.referenced,
+                    format!("provoke: {:?} is not an LKDTM crash type (e.g. WARNING, REFCOUNT_DEC_ZERO, READ_AFTER_FREE)", t.value),
+                )),
+            })
+            .collect()
     }
 
     fn variants(&self, list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, ScenarioError> {
@@ -1022,5 +1067,25 @@ mod tests {
         let p = &parse(&counted).unwrap().programs[0];
         assert!(p.count_cpumasks && !p.count_task_refs);
         assert_eq!(p.expect.cpumasks, Some(Balance::Balanced), "counted means balanced by default");
+    }
+
+    #[test]
+    fn allowed_kernel_messages_and_provoked_faults_are_read_and_checked() {
+        let s = parse(&format!(
+            "allow_kernel_messages: [\"at drivers/misc/lkdtm/bugs.c\"]\nprovoke: [WARNING, READ_AFTER_FREE]\n{}",
+            with_program("    program: task_ref_tc\n    type: tc\n")
+        ))
+        .unwrap();
+        assert_eq!(s.provoke, ["WARNING", "READ_AFTER_FREE"]);
+        assert!(s.allows_kernel_message("WARNING: CPU: 0 PID: 1 at drivers/misc/lkdtm/bugs.c:350 lkdtm_WARNING"));
+        assert!(!s.allows_kernel_message("BUG: KASAN: slab-use-after-free in lkdtm_READ_AFTER_FREE"));
+
+        let program = with_program("    program: p\n    type: tc\n");
+        assert_eq!(
+            error(&format!("allow_kernel_messages: [\"ok\", \" \"]\n{program}")),
+            "scenarios/t.yaml:1:31: allow_kernel_messages: an empty pattern would allow every warning"
+        );
+        assert!(error(&format!("provoke: [warning]\n{program}"))
+            .starts_with("scenarios/t.yaml:1:11: provoke: \"warning\" is not an LKDTM crash type"));
     }
 }

@@ -229,7 +229,10 @@ fn details(run: &RunResult) -> String {
     let mut out = String::new();
     for v in &run.variants {
         if let Some(failure) = &v.failure {
-            out.push_str(&format!("\n[{}] INCOMPLETE: {failure}\nconsole: {}\n", v.name, v.console_log.display()));
+            out.push_str(&format!("\n[{}] INCOMPLETE: {failure}\n", v.name));
+            if !v.console_log.as_os_str().is_empty() {
+                out.push_str(&format!("console: {}\n", v.console_log.display()));
+            }
         }
         for w in &v.kernel_warnings {
             out.push_str(&format!("\n[{}] KERNEL WARNING (console: {}):\n{w}\n", v.name, v.console_log.display()));

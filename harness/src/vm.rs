@@ -71,6 +71,8 @@ pub enum GuestFailure {
     QemuExited { status: String, stderr: String, console_tail: String },
     /// The results channel carried something that is not a record.
     Protocol { message: String },
+    /// The harness could not build (`stage: build`) or boot (`stage: boot`) this variant.
+    NotRun { stage: String, error: String },
 }
 
 impl std::fmt::Display for GuestFailure {
@@ -88,6 +90,7 @@ impl std::fmt::Display for GuestFailure {
                 "QEMU exited ({status}) before the runner finished; QEMU stderr: {stderr}\nconsole ends with:\n{console_tail}"
             ),
             GuestFailure::Protocol { message } => write!(f, "results channel: {message}"),
+            GuestFailure::NotRun { stage, error } => write!(f, "not run: the {stage} failed: {error}"),
         }
     }
 }
@@ -106,6 +109,9 @@ pub fn qemu_args(spec: &BootSpec, records: &Path) -> Vec<String> {
     let mut args: Vec<String> = [
         "-nodefaults",
         "-no-user-config",
+        // No network device: nothing in the guest reaches the host or beyond.
+        "-nic",
+        "none",
         "-display",
         "none",
         "-no-reboot",
@@ -131,7 +137,9 @@ pub fn qemu_args(spec: &BootSpec, records: &Path) -> Vec<String> {
         "-initrd".into(),
         spec.initrd.display().to_string(),
         "-append".into(),
-        "console=ttyS0 panic=-1 rdinit=/init".into(),
+        // loglevel=7 (no `quiet`): everything from KERN_INFO up reaches the console, where
+        // warnings, lockdep, KASAN and kmemleak reports are looked for.
+        "console=ttyS0 loglevel=7 panic=-1 rdinit=/init".into(),
         "-serial".into(),
         "stdio".into(),
         "-serial".into(),
@@ -290,6 +298,7 @@ mod tests {
         let kvm = joined(&spec(Accel::Kvm, Mode::Wallclock));
         assert!(kvm.contains("-accel kvm") && !kvm.contains("-icount"));
         assert!(kvm.contains("panic=-1") && kvm.contains("-no-reboot") && kvm.contains("file:/r"));
+        assert!(kvm.contains("-nic none") && kvm.contains("loglevel=7") && !kvm.contains("quiet"));
     }
 
     #[test]

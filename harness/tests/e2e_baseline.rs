@@ -18,6 +18,8 @@ fn simple_scenario_runs_on_the_baseline_kernel() {
         results_dir: results.path().to_path_buf(),
         only: vec!["baseline".into()],
         boots: None,
+        debug_kernel: false,
+        variants_dir: None,
     };
     let scenario = harness::guestbuild::repo_root().join("scenarios/simple.yaml");
     let (run, stored) = run_scenario(&scenario, &opts).expect("scenario runs");

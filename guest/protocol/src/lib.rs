@@ -35,7 +35,17 @@ pub struct Plan {
     /// after loading and reported in [`LoadInfo::extra`].
     #[serde(default)]
     pub info_fields: Vec<InfoField>,
+    /// LKDTM crash types to trigger after the programs ([`PROVOKE_PATH`]), to prove that the
+    /// host catches the kernel faults they cause (a crash type the kernel lacks is an `Error`).
+    #[serde(default)]
+    pub provoke: Vec<String>,
 }
+
+/// LKDTM's trigger: writing a crash type's name here provokes it at once (CONFIG_LKDTM).
+pub const PROVOKE_PATH: &str = "/sys/kernel/debug/provoke-crash/DIRECT";
+/// kmemleak's control file (CONFIG_DEBUG_KMEMLEAK): the runner writes `scan` to it after the
+/// programs; leaks found are printed on the console, where the host looks for them.
+pub const KMEMLEAK_PATH: &str = "/sys/kernel/debug/kmemleak";
 
 /// A `struct bpf_prog_info` field that the runner's libbpf headers do not know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

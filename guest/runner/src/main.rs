@@ -4,6 +4,7 @@
 //! PID 1 must never die: a panicking or exiting init is a kernel panic. Every failure becomes an
 //! `Error` record, a panic included (the hook reports it, `catch_unwind` carries on).
 
+mod faults;
 mod io;
 mod knobs;
 mod load;
@@ -88,6 +89,14 @@ fn init() -> bool {
             }
             Err(_) => {} // reported by the panic hook
         }
+    }
+    if !plan.provoke.is_empty() {
+        if let Err(err) = faults::provoke(&plan.provoke) {
+            global_error(format!("{err:#}"));
+        }
+    }
+    if let Err(err) = faults::kmemleak_scan() {
+        global_error(format!("{err:#}"));
     }
     true
 }
