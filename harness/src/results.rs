@@ -467,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn wrong_retval_unexpected_rejection_and_icount_spread_fail() {
+    fn wrong_retval_and_unexpected_rejection_fail() {
         let r = evaluate(
             &spec(ExpectedVerdict::Accept, None, Some(0)),
             "v",
@@ -478,13 +478,8 @@ mod tests {
         let rejected = Verdict::Rejected { errno: 22, log: "Unreleased reference id=2".into() };
         let r = evaluate(&spec(ExpectedVerdict::Accept, None, None), "v", false, &[loaded(rejected)]);
         assert!(!r.passed());
-        let r = evaluate(
-            &spec(ExpectedVerdict::Accept, None, None),
-            "v",
-            false,
-            &[loaded(Verdict::Accepted), ran(vec![83, 84], 0)],
-        );
-        assert!(r.checks.iter().any(|c| c.what == "determinism" && !c.ok));
+        // Icount samples may differ where a timer interrupt lands in one batch and not another:
+        // that is the guest's own work, reported (min/max), not a failure.
         let r = evaluate(
             &spec(ExpectedVerdict::Accept, None, None),
             "v",
@@ -492,25 +487,18 @@ mod tests {
             &[loaded(Verdict::Accepted), ran(vec![83, 84], 0)],
         );
         assert!(r.passed());
+        assert_eq!((r.summary.unwrap().min, r.summary.unwrap().max), (83, 84));
     }
 
     #[test]
     fn expected_rejection_needs_the_message() {
         let rejected =
             || loaded(Verdict::Rejected { errno: 22, log: "...\nUnreleased reference id=2 alloc_insn=3\n".into() });
-        let ok = evaluate(
-            &spec(ExpectedVerdict::Reject, Some("Unreleased reference"), None),
-            "v",
-            false,
-            &[rejected()],
-        );
+        let ok =
+            evaluate(&spec(ExpectedVerdict::Reject, Some("Unreleased reference"), None), "v", false, &[rejected()]);
         assert!(ok.passed(), "{:?}", ok.checks);
-        let wrong = evaluate(
-            &spec(ExpectedVerdict::Reject, Some("invalid mem access"), None),
-            "v",
-            false,
-            &[rejected()],
-        );
+        let wrong =
+            evaluate(&spec(ExpectedVerdict::Reject, Some("invalid mem access"), None), "v", false, &[rejected()]);
         assert!(!wrong.passed());
         let missing = evaluate(&spec(ExpectedVerdict::Reject, None, None), "v", false, &[]);
         assert!(!missing.passed());

@@ -336,7 +336,6 @@ fn variant_result(
     source: &KernelSource,
     scenario: &Scenario,
     programs: &[(ProgramSpec, bool)],
-    mode: Mode,
     outcome: Result<vm::BootOutcome, vm::GuestFailure>,
 ) -> VariantResult {
     let (outcome, failure) = match outcome {
@@ -366,10 +365,7 @@ fn variant_result(
         guest_errors: results::global_errors(records),
         kernel_warnings,
         allowed_kernel_warnings,
-        programs: programs
-            .iter()
-            .map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, records))
-            .collect(),
+        programs: programs.iter().map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, records)).collect(),
         // A variant that was not built or booted contributes no boot.
         boots: u32::from(outcome.is_some()),
     }
@@ -492,10 +488,10 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
         let kernel = built.as_ref().ok().map(|(kernel, _)| kernel);
         let mut per_boot: Vec<VariantResult> = boots
             .into_iter()
-            .map(|outcome| variant_result(variant, kernel, &source, &scenario, &programs, mode, outcome))
+            .map(|outcome| variant_result(variant, kernel, &source, &scenario, &programs, outcome))
             .collect();
         if let Err(failure) = built {
-            per_boot.push(variant_result(variant, None, &source, &scenario, &programs, mode, Err(failure.clone())));
+            per_boot.push(variant_result(variant, None, &source, &scenario, &programs, Err(failure.clone())));
         }
         results.push(pool_boots(per_boot));
     }

@@ -62,14 +62,7 @@ impl Variant {
             }
             None => None,
         };
-        let mut patches = Vec::new();
-        for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "patch") {
-                patches.push(path);
-            }
-        }
-        patches.sort();
+        let patches = patch_files(dir)?;
         let mut prog_info = Vec::new();
         for (field, spec) in file.prog_info {
             anyhow::ensure!(
@@ -84,6 +77,52 @@ impl Variant {
         Ok(Variant { name, dir: dir.to_path_buf(), description: file.description, config_fragment, patches, prog_info })
     }
 
+    /// A variant from the command line (`--variant NAME=PATH`): a directory of format-patch files
+    /// (with or without a `variant.yaml`), or an mbox of the series, which is split into one
+    /// patch per message under `scratch`.
+    pub fn from_series(name: &str, path: &Path, scratch: &Path) -> anyhow::Result<Variant> {
+        anyhow::ensure!(
+            !name.is_empty() && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-')),
+            "--variant {name}={}: use only a-z, 0-9, '_' and '-' in the name (it names directories)",
+            path.display()
+        );
+        let description = format!("patch series from {}", path.display());
+        let variant = if path.is_dir() {
+            if path.join("variant.yaml").is_file() {
+                Variant { name: name.to_string(), ..Variant::load(path)? }
+            } else {
+                let patches = patch_files(path)?;
+                Variant {
+                    name: name.to_string(),
+                    dir: path.to_path_buf(),
+                    description,
+                    config_fragment: None,
+                    patches,
+                    prog_info: Vec::new(),
+                }
+            }
+        } else {
+            let mbox =
+                std::fs::read(path).with_context(|| format!("--variant {name}: cannot read {}", path.display()))?;
+            let dir = scratch.join(format!("{name}-{}", &crate::fsutil::hash_parts([("mbox", mbox.as_slice())])[..16]));
+            let messages = split_mbox(&String::from_utf8_lossy(&mbox));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mut patches = Vec::new();
+            for (index, message) in messages.iter().enumerate() {
+                let patch = dir.join(format!("{:04}.patch", index + 1));
+                crate::fsutil::write_atomic(&patch, message.as_bytes())?;
+                patches.push(patch);
+            }
+            Variant { name: name.to_string(), dir, description, config_fragment: None, patches, prog_info: Vec::new() }
+        };
+        anyhow::ensure!(
+            !variant.patches.is_empty(),
+            "--variant {name}={}: no patches found (expected *.patch files or an mbox of git format-patch messages)",
+            path.display()
+        );
+        Ok(variant)
+    }
+
     /// Every variant defined under `root`, by name.
     pub fn discover(root: &Path) -> anyhow::Result<Vec<Variant>> {
         let mut variants = Vec::new();
@@ -96,6 +135,32 @@ impl Variant {
         variants.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(variants)
     }
+}
+
+/// `*.patch` files in name order (format-patch numbering gives the series order).
+fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut patches = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "patch") {
+            patches.push(path);
+        }
+    }
+    patches.sort();
+    Ok(patches)
+}
+
+/// The messages of an mbox: each starts at a `From ` line (bodies escape theirs as `>From `).
+fn split_mbox(text: &str) -> Vec<String> {
+    let mut messages: Vec<String> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("From ") || messages.is_empty() {
+            messages.push(String::new());
+        }
+        messages.last_mut().expect("pushed above").push_str(line);
+    }
+    messages.retain(|m| m.contains("\n---") || m.contains("\ndiff --git "));
+    messages
 }
 
 #[cfg(test)]
@@ -146,5 +211,30 @@ mod tests {
             let err = Variant::load(dir.path()).unwrap_err().to_string();
             assert!(err.contains("prog_info.refs"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_series_comes_from_a_directory_or_an_mbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = dir.path().join("series");
+        std::fs::create_dir(&series).unwrap();
+        std::fs::write(series.join("0001-a.patch"), "diff --git a/x b/x\n").unwrap();
+        let v = Variant::from_series("mine", &series, dir.path()).unwrap();
+        assert_eq!((v.name.as_str(), v.patches.len()), ("mine", 1));
+
+        let mbox = dir.path().join("series.mbox");
+        let message = |n: u32| {
+            format!("From 0123abcd Mon Sep 17 00:00:00 2001\nSubject: [PATCH {n}/2] x\n\n>From the body\n---\n x | 1 +\ndiff --git a/x b/x\n")
+        };
+        std::fs::write(&mbox, message(1) + &message(2)).unwrap();
+        let v = Variant::from_series("mbox", &mbox, dir.path()).unwrap();
+        assert_eq!(v.patches.len(), 2);
+        assert!(std::fs::read_to_string(&v.patches[1]).unwrap().contains("[PATCH 2/2]"));
+
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let err = Variant::from_series("e", &empty, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no patches found"), "{err}");
+        assert!(Variant::from_series("Bad Name", &series, dir.path()).is_err());
     }
 }
