@@ -6,13 +6,17 @@ use std::path::Path;
 
 /// Writes `data` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees a half-written file and an interrupted run leaves the old one intact.
+/// A failure (a full disk, a file size limit) names the file and leaves no temporary behind.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile_in(dir, path)?;
-    tmp.1.write_all(data)?;
-    tmp.1.sync_all()?;
-    std::fs::rename(&tmp.0, path)
+    let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()));
+    std::fs::create_dir_all(dir).map_err(named)?;
+    let (tmp, mut file) = tempfile_in(dir, path).map_err(named)?;
+    let written = file.write_all(data).and_then(|()| file.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(named)
 }
 
 fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {

@@ -126,6 +126,8 @@ pub fn build(
     debug_fragment: Option<&Path>,
 ) -> anyhow::Result<KernelBuild> {
     let (tree_hash, patch_hash) = tree_key(source, variant)?;
+    // Another run preparing this tree (or its configs) waits, then finds them made.
+    let tree_lock = cache.lock(&format!("tree-{}-{}", variant.name, &tree_hash[..16]))?;
     let tree = variant_tree(cache, source, variant, &tree_hash)?;
 
     let mut fragment_paths = vec![base_fragment.to_path_buf()];
@@ -147,11 +149,24 @@ pub fn build(
         ("config", config_hash.as_bytes()),
         ("compiler", compiler.as_bytes()),
     ]);
+    drop(tree_lock);
     let objdir = tree.join(format!("build-{}", &build_key[..16]));
+    // Held while building and while the caller adds to the build directory; a run that waited
+    // for it then finds the stamp and reuses the build.
+    let _build_lock = cache.lock(&format!("build-{}", &build_key[..16]))?;
     let stamp = objdir.join(COMPLETE_STAMP);
+    // KASAN kernels do not boot through the PVH entry in 6.12: xen_prepare_pvh() calls the
+    // instrumented memcmp() before the KASAN shadow exists, and the guest triple-faults before
+    // its first console line. They boot as bzImage, through the normal startup path.
+    let via_bzimage = String::from_utf8_lossy(&config).lines().any(|l| l == "CONFIG_KASAN=y");
+    let vmlinux = objdir.join("vmlinux");
+    let boot_image = match via_bzimage {
+        true => objdir.join("arch/x86/boot/bzImage"),
+        false => objdir.join("vmlinux.boot"),
+    };
     if let Ok(text) = std::fs::read_to_string(&stamp) {
         if let Ok(done) = serde_json::from_str::<KernelBuild>(&text) {
-            if done.boot_image.exists() && done.vmlinux.exists() {
+            if done.boot_image == boot_image && done.boot_image.exists() && done.vmlinux.exists() {
                 progress::phase(&variant.name, &format!("reusing kernel build {}", objdir.display()));
                 return Ok(done);
             }
@@ -171,6 +186,9 @@ pub fn build(
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let mut make = Command::new("make");
     make.arg("-C").arg(&tree).arg(format!("O={}", objdir.display())).arg(format!("-j{jobs}")).arg("vmlinux");
+    if via_bzimage {
+        make.arg("bzImage");
+    }
     if crate::prereq::has_ccache() {
         // Paths differ between variants' trees and objdirs; hashing relative paths lets them share.
         make.arg("CC=ccache gcc")
@@ -180,10 +198,10 @@ pub fn build(
     }
     let elapsed = run_logged(&variant.name, "building vmlinux", &mut make, &log)?;
 
-    let vmlinux = objdir.join("vmlinux");
-    let boot_image = objdir.join("vmlinux.boot");
-    let status = Command::new("objcopy").arg("--strip-debug").arg(&vmlinux).arg(&boot_image).status()?;
-    anyhow::ensure!(status.success(), "objcopy --strip-debug {} failed", vmlinux.display());
+    if !via_bzimage {
+        let status = Command::new("objcopy").arg("--strip-debug").arg(&vmlinux).arg(&boot_image).status()?;
+        anyhow::ensure!(status.success(), "objcopy --strip-debug {} failed", vmlinux.display());
+    }
 
     let done = KernelBuild {
         variant: variant.name.clone(),

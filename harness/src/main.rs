@@ -24,8 +24,9 @@ enum Command {
     },
     /// Build every variant the scenario names, boot it, run the scenario and store the results.
     Scenario {
-        /// The scenario file (YAML), e.g. scenarios/simple.yaml.
-        file: PathBuf,
+        /// Scenario files (YAML), e.g. scenarios/simple.yaml; each runs even if one before it failed.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Accelerator; `auto` proves KVM runs a guest before using it, else TCG.
         #[arg(long, value_enum, default_value = "auto")]
         accel: AccelChoice,
@@ -114,7 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Scenario {
-            file,
+            files,
             accel,
             mode,
             allow_emulated_wallclock,
@@ -138,15 +139,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 debug_kernel,
                 variants_dir,
             };
-            let (result, path) = harness::run::run_scenario(&file, &opts)?;
-            println!("{}", harness::table::render(&result));
-            println!("results: {}", path.display());
-            if !result.complete() {
-                eprintln!(
-                    "error: INCOMPLETE run: not every variant ran to the end (see above); partial results stored"
-                );
+            let mut passed = true;
+            for file in &files {
+                match harness::run::run_scenario(file, &opts) {
+                    Ok((result, path)) => {
+                        println!("{}", harness::table::render(&result));
+                        println!("results: {}", path.display());
+                        if !result.complete() {
+                            eprintln!(
+                                "error: scenario {}: INCOMPLETE: not every variant ran to the end (see above); partial results stored in {}",
+                                result.scenario.name,
+                                path.display()
+                            );
+                        }
+                        passed &= result.passed();
+                    }
+                    Err(err) if files.len() > 1 => {
+                        eprintln!("error: {}: {err:#}", file.display());
+                        passed = false;
+                    }
+                    Err(err) => return Err(err),
+                }
             }
-            Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Compare { old, new, format } => {
             let comparison = harness::compare::compare(&harness::store::latest(&old)?, &harness::store::latest(&new)?);

@@ -383,9 +383,9 @@ fn prepare(
     programs: &[(ProgramSpec, bool)],
     object_names: &[String],
 ) -> anyhow::Result<(KernelBuild, PathBuf)> {
-    // Another run building this variant waits for us rather than building into the same tree.
-    let _held = cache.lock(&format!("variant-{}", variant.name))?;
     let kernel = kbuild::build(cache, source, variant, &base_fragment(), debug_fragment)?;
+    // The objects and the image go into the build directory: one run at a time.
+    let _held = cache.lock(&format!("build-{}", &kernel.build_key[..16]))?;
     let objects = guestbuild::build_bpf_objects(cache, source, &kernel, object_names)?;
     let objects: Vec<(String, PathBuf)> = objects.into_iter().map(|(n, p)| (format!("{n}.bpf.o"), p)).collect();
     let plan = plan_for(scenario, variant, programs);

@@ -1088,4 +1088,68 @@ mod tests {
         assert!(error(&format!("provoke: [warning]\n{program}"))
             .starts_with("scenarios/t.yaml:1:11: provoke: \"warning\" is not an LKDTM crash type"));
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const VALID: &str = "name: t\n\
+                             description: d\n\
+                             variants: [baseline]\n\
+                             timeouts: { boot: 60, run: 30 }\n\
+                             allow_kernel_messages: [\"lkdtm\"]\n\
+                             thresholds:\n  run: { relative: 0.02 }\n\
+                             programs:\n\
+                             \x20 - object: simple\n\
+                             \x20   program: task_ref_tc\n\
+                             \x20   type: tc\n\
+                             \x20   checks: [task_refs]\n\
+                             \x20   sysctls: { kernel.bpf_stats_enabled: 1 }\n\
+                             \x20   trace: { events: [bpf_ref] }\n\
+                             \x20   expect: { retval: 0, task_refs: balanced, trace: [\"e: a=1\"] }\n\
+                             \x20   expect_on: { baseline: { verdict: reject, message: m } }\n";
+
+        #[test]
+        fn the_seed_is_valid() {
+            parse(VALID).unwrap();
+        }
+
+        /// Every error must point into the file: a position beyond it would mislead the reader.
+        fn check(text: &str) -> Result<(), TestCaseError> {
+            if let Err(err) = parse(text) {
+                if let Some((line, _)) = err.position {
+                    prop_assert!(line as usize <= text.lines().count() + 1, "{err} for {text:?}");
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn arbitrary_text_never_panics(text in any::<String>()) {
+                check(&text)?;
+            }
+
+            // Mutations of a valid file reach far deeper than random text: every key, value
+            // type and validation is one edit away.
+            #[test]
+            fn edits_of_a_valid_file_never_panic(
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..3u8, "[ -~\n]{0,6}"), 1..4)
+            ) {
+                let mut text = VALID.to_string();
+                for (at, kind, insert) in edits {
+                    let mut at = at.index(text.len() + 1);
+                    while !text.is_char_boundary(at) { at -= 1; }
+                    match kind {
+                        0 => text.insert_str(at, &insert),
+                        1 => { let end = (at + insert.len()).min(text.len()); if text.is_char_boundary(end) { text.replace_range(at..end, ""); } }
+                        _ => { let end = (at + insert.len()).min(text.len()); if text.is_char_boundary(end) { text.replace_range(at..end, &insert); } }
+                    }
+                }
+                check(&text)?;
+            }
+        }
+    }
 }

@@ -298,4 +298,59 @@ mod tests {
         let err = decode_stream(&format!("{good}\n{cut}")).unwrap_err();
         assert!(matches!(err, DecodeError::Malformed { line: 2, .. }));
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn record() -> impl Strategy<Value = Record> {
+            prop_oneof![
+                (any::<String>(), any::<String>())
+                    .prop_map(|(kernel_release, runner_version)| Record::Hello { kernel_release, runner_version }),
+                (proptest::option::of(any::<String>()), any::<String>())
+                    .prop_map(|(id, message)| Record::Error { id, message }),
+                (any::<String>(), any::<i64>(), any::<i64>()).prop_map(|(id, before, after)| Record::TaskRefs {
+                    id,
+                    before,
+                    after
+                }),
+                (any::<String>(), proptest::collection::vec(any::<String>(), 0..4))
+                    .prop_map(|(id, lines)| Record::Trace { id, lines }),
+                Just(Record::Done),
+            ]
+        }
+
+        proptest! {
+            // What a guest (or a corrupted serial line) sends is untrusted: decoding returns an
+            // error, never panics.
+            #[test]
+            fn decoding_arbitrary_text_never_panics(text in any::<String>()) {
+                let _ = decode_stream(&text);
+            }
+
+            #[test]
+            fn decoding_arbitrary_record_lines_never_panics(
+                lines in proptest::collection::vec("(@bpfh1 )?[{}\\[\\]\":,a-z0-9_ \r\u{80}-\u{10ffff}]{0,80}", 0..8)
+            ) {
+                let _ = decode_stream(&lines.join("\n"));
+            }
+
+            #[test]
+            fn records_round_trip_whatever_their_text(records in proptest::collection::vec(record(), 0..6)) {
+                let text: String = records.iter().map(|r| r.encode() + "\n").collect();
+                prop_assert_eq!(decode_stream(&text).unwrap(), records);
+            }
+
+            // A stream cut anywhere decodes or errors, never panics (the host reads it while the
+            // guest is still writing).
+            #[test]
+            fn a_stream_cut_anywhere_never_panics(records in proptest::collection::vec(record(), 1..4), cut in any::<prop::sample::Index>()) {
+                let text: String = records.iter().map(|r| r.encode() + "\n").collect();
+                let at = cut.index(text.len() + 1);
+                if let Some(prefix) = text.get(..at) {
+                    let _ = decode_stream(prefix);
+                }
+            }
+        }
+    }
 }
