@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Baselines: the cost of running a program that does nothing. */
+/* Baselines: the cost of running a program that does nothing, one per program type. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 SEC("tc")
 int empty_tc(struct __sk_buff *skb)
@@ -11,6 +12,13 @@ int empty_tc(struct __sk_buff *skb)
 
 SEC("syscall")
 int empty_syscall(void *ctx)
+{
+	return 0;
+}
+
+/* Run by a tracing test run, which calls bpf_fentry_test1() once. */
+SEC("fentry/bpf_fentry_test1")
+int BPF_PROG(empty_fentry, int a)
 {
 	return 0;
 }

@@ -7,8 +7,8 @@
  *
  * Every program throws on the runner's synthetic packet (skb->len is 64 > 10): the return
  * value is the cookie passed to bpf_throw (the default exception callback returns it), unless
- * a program has its own callback. Leaks are seen through pid 1's rcu_users
- * (throw_leakcheck.bpf.c: rcu_users_pid1) and, for cpumasks, the counters there.
+ * a program has its own callback. Leaks are seen through pid 1's task reference count and the
+ * cpumask counters (the scenario's `checks: [task_refs, cpumasks]`, guest/bpf/probes.bpf.c).
  */
 #include "throw_common.h"
 

@@ -4,8 +4,7 @@
  *
  * struct holder is a bpf_obj_new() object that carries a referenced task kptr. When the object
  * is released (bpf_obj_drop, or the exception unwinder), the kernel drops the task reference
- * with it, so a leaked object shows up as a leaked reference on the task's rcu_users, which the
- * rcu_users_pid1 program in throw_leakcheck.bpf.c reads.
+ * with it, so a leaked object shows up as a leaked task reference (`checks: [task_refs]`).
  */
 #ifndef BPFH_THROW_COMMON_H
 #define BPFH_THROW_COMMON_H

@@ -566,17 +566,18 @@ impl Checker<'_> {
         }
 
         let repeat = match (p.prog_type, p.repeat) {
-            // BPF_PROG_TEST_RUN rejects a repeat count for syscall programs.
-            (ProgType::Syscall, Some(repeat)) if repeat.value > 1 => {
+            // BPF_PROG_TEST_RUN rejects a repeat count for syscall and tracing programs.
+            (ty @ (ProgType::Syscall | ProgType::Fentry), Some(repeat)) if repeat.value > 1 => {
                 return Err(self.fail(
                     repeat.referenced,
                     format!(
-                        "repeat: {} on a syscall program; the kernel runs a syscall program once per test run (omit repeat)",
-                        repeat.value
+                        "repeat: {} on a {ty} program; the kernel runs a {ty} program once per test run (omit repeat)",
+                        repeat.value,
+                        ty = ty.as_str()
                     ),
                 ));
             }
-            (ProgType::Syscall, _) => 1,
+            (ProgType::Syscall | ProgType::Fentry, _) => 1,
             (ProgType::Tc, repeat) => self.at_least_one(repeat, "repeat", defaults.repeat)?,
         };
         let samples = self.at_least_one(p.samples, "samples", defaults.samples)?;

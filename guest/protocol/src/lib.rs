@@ -70,6 +70,10 @@ pub enum ProgType {
     Tc,
     /// `SEC("syscall")`: runs once per test run, timed through the kernel's BPF run-time statistics.
     Syscall,
+    /// `SEC("fentry/bpf_fentry_test1")`: attached, then run by a test run of the tracing type
+    /// (which calls `bpf_fentry_test1()` once) and timed like a syscall program. The test run's
+    /// retval is the kernel's check of the `bpf_fentry_test*` calls, not the program's.
+    Fentry,
 }
 
 impl ProgType {
@@ -77,6 +81,7 @@ impl ProgType {
         match self {
             ProgType::Tc => "tc",
             ProgType::Syscall => "syscall",
+            ProgType::Fentry => "fentry",
         }
     }
 }

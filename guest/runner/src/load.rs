@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bpfh_protocol::{InfoField, LoadInfo, ProgType, ProgramPlan, BPF_DIR, MAX_PROG_INFO_BYTES};
-use libbpf_rs::{AsRawLibbpf, Object, ObjectBuilder, OpenObject, PrintLevel, ProgramType};
+use libbpf_rs::{AsRawLibbpf, Link, Object, ObjectBuilder, OpenObject, PrintLevel, ProgramType};
 
 /// Longest verifier log sent back; longer logs keep their tail, where the error is.
 pub const MAX_LOG_BYTES: usize = 512 * 1024;
@@ -42,6 +42,8 @@ pub fn capture_libbpf_output() {
 
 /// A loaded object with the one program the plan asked for.
 pub struct Loaded {
+    /// An fentry program's attachment (fields drop in order: detached before it is closed).
+    _link: Option<Link>,
     /// Owns the program's descriptor: closing the object closes it.
     _object: Object,
     fd: RawFd,
@@ -90,7 +92,19 @@ pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
         .find(|prog| prog.name() == plan.program.as_str())
         .map(|prog| prog.as_fd().as_raw_fd())
         .ok_or_else(|| anyhow!("program {} missing after loading", plan.program))?;
-    let loaded = Loaded { _object: object, fd, info: LoadInfo::default() };
+    // A tracing program runs only through its trampoline: the test run calls the hooked function.
+    let link = match plan.prog_type {
+        ProgType::Fentry => Some(
+            object
+                .progs_mut()
+                .find(|prog| prog.name() == plan.program.as_str())
+                .ok_or_else(|| anyhow!("program {} missing after loading", plan.program))?
+                .attach()
+                .with_context(|| format!("attaching {}", plan.program))?,
+        ),
+        ProgType::Tc | ProgType::Syscall => None,
+    };
+    let loaded = Loaded { _link: link, _object: object, fd, info: LoadInfo::default() };
     let (info, raw) = prog_info_with_tail(loaded.fd())?;
     let mut load_info = LoadInfo {
         verified_insns: info.verified_insns,
@@ -136,6 +150,7 @@ fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32,
     let expected = match plan.prog_type {
         ProgType::Tc => ProgramType::SchedCls,
         ProgType::Syscall => ProgramType::Syscall,
+        ProgType::Fentry => ProgramType::Tracing,
     };
     if prog_type != expected {
         bail!(

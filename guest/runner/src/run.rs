@@ -47,12 +47,12 @@ pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
     let (timing, repeat) = match plan.prog_type {
         // The kernel runs a tc program at least once, whatever `repeat` says.
         ProgType::Tc => (Timing::TestRunDuration, plan.repeat.max(1)),
-        ProgType::Syscall => (Timing::BpfStats, 1),
+        ProgType::Syscall | ProgType::Fentry => (Timing::BpfStats, 1),
     };
     let packet = test_packet(plan.packet_bytes.map_or(DEFAULT_PACKET_BYTES, |n| n as usize));
     let run_once = |repeat| match plan.prog_type {
         ProgType::Tc => run_tc(fd, &packet, repeat),
-        ProgType::Syscall => run_syscall(fd),
+        ProgType::Syscall | ProgType::Fentry => run_once_timed_by_stats(fd),
     };
     let mut failures = Failures::default();
     // One unrecorded run first: the first call of some kfuncs pays one-off costs (a cold
@@ -119,9 +119,10 @@ fn run_tc(fd: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
     Ok(TestRun { retval: opts.retval, ns: errno.is_none().then_some(u64::from(opts.duration)), errno })
 }
 
-/// One `BPF_PROG_TEST_RUN` of a syscall program (no context), timed by BPF stats. The program
-/// ran even when the kernel fails the run afterwards (a cancelled run), so it still has a duration.
-fn run_syscall(fd: BorrowedFd<'_>) -> Result<TestRun> {
+/// One `BPF_PROG_TEST_RUN` without context (syscall programs; tracing, which runs an attached
+/// fentry program once), timed by BPF stats. The program ran even when the kernel fails the run
+/// afterwards (a cancelled run), so it still has a duration.
+fn run_once_timed_by_stats(fd: BorrowedFd<'_>) -> Result<TestRun> {
     let before = prog_info(fd)?;
     let mut opts = test_run_opts();
     let errno = test_run(fd, &mut opts);
