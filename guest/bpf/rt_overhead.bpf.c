@@ -7,10 +7,14 @@
  *
  * Also: an empty program of each type, a bpf_obj_new/bpf_obj_drop pair
  * (tc) and a bpf_cpumask_create/bpf_cpumask_release pair (syscall only:
- * cpumask kfuncs are not available to tc programs).
+ * cpumask kfuncs are not available to tc programs), and two loops of 1000
+ * empty iterations (tc), one with bpf_iter_num and one with bpf_loop(), for
+ * the cost of the iterator next hook and of the watchdog check in
+ * bpf_loop().
  *
- * Every program returns 0 when all acquisitions succeeded, otherwise the
- * number of failed ones.
+ * Every reference program returns 0 when all acquisitions succeeded,
+ * otherwise the number of failed ones; the loops return their iteration
+ * count.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -94,6 +98,30 @@ int rt_cpumask_sys(void *ctx)
 		return 1;
 	bpf_cpumask_release(m);
 	return 0;
+}
+
+SEC("tc")
+int rt_iter1k_tc(struct __sk_buff *skb)
+{
+	struct bpf_iter_num it;
+	int *v, n = 0;
+
+	bpf_iter_num_new(&it, 0, 1000);
+	while ((v = bpf_iter_num_next(&it)))
+		n++;
+	bpf_iter_num_destroy(&it);
+	return n;
+}
+
+static int rt_loop_cb(__u32 i, void *data)
+{
+	return 0;
+}
+
+SEC("tc")
+int rt_loop1k_tc(struct __sk_buff *skb)
+{
+	return bpf_loop(1000, rt_loop_cb, NULL, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -17,7 +17,16 @@
  *   rt_wd_obj:  a task and a bpf_obj_new object held across the loop; the
  *               iteration count is stored into the object after the loop
  *               and read back from it before it is dropped;
- *   rt_wd_tc:   a tc program holding pid 1 across the loop.
+ *   rt_wd_tc:   a tc program holding pid 1 across the loop;
+ *   rt_wd_reacq: a cpumask held across the loop, then written to and
+ *               passed to bpf_cpumask_acquire() (which is not KF_RET_NULL,
+ *               so it is still called after a cancellation): the mask must
+ *               still be referenced then;
+ *   rt_wd_reacq_ref: the same, but returns the mask's refcount seen after
+ *               bpf_cpumask_acquire() instead of the iteration count: 2,
+ *               whether cancelled or not (a refcount_t saturated by an
+ *               addition on 0 shows as 3221225472; with CONFIG_BUG off the
+ *               kernel prints no warning for it).
  *
  * No maps and no global variables: libbpf (1.5) creates a memfd for every
  * map at open time and mmaps global data MAP_SHARED, and both fail with
@@ -165,6 +174,46 @@ int rt_wd_obj(void *ctx)
 	bpf_obj_drop(o);
 	bpf_task_release(t);
 	return n;
+}
+
+extern struct bpf_cpumask *bpf_cpumask_acquire(struct bpf_cpumask *cpumask) __ksym;
+extern void bpf_cpumask_set_cpu(__u32 cpu, struct bpf_cpumask *cpumask) __ksym;
+
+static __always_inline int reacq(int *usage)
+{
+	struct bpf_cpumask *m, *m2;
+	int n;
+
+	m = bpf_cpumask_create();
+	if (!m)
+		return -1;
+
+	n = spin_iter();
+
+	bpf_cpumask_set_cpu(0, m);
+	m2 = bpf_cpumask_acquire(m);
+	*usage = m2->usage.refs.counter;
+	bpf_cpumask_release(m2);
+	bpf_cpumask_release(m);
+	return n;
+}
+
+SEC("syscall")
+int rt_wd_reacq(void *ctx)
+{
+	int usage;
+
+	return reacq(&usage);
+}
+
+SEC("syscall")
+int rt_wd_reacq_ref(void *ctx)
+{
+	int usage = -1;
+
+	if (reacq(&usage) < 0)
+		return -1;
+	return usage;
 }
 
 SEC("tc")
