@@ -59,6 +59,10 @@ enum Command {
         /// Where variants are defined (default: kernel-config/variants in the repository).
         #[arg(long)]
         variants_dir: Option<PathBuf>,
+        /// Add your own series as a variant: NAME=PATH, PATH a directory of git format-patch
+        /// files (optionally with a variant.yaml) or an mbox (repeatable).
+        #[arg(long = "variant", value_name = "NAME=PATH", value_parser = parse_variant)]
+        variant: Vec<(String, PathBuf)>,
     },
     /// Compare stored runs and gate on them: exit 1 when a metric rises beyond the scenario's
     /// threshold or a correctness outcome changes, 2 when the runs cannot be read.
@@ -89,6 +93,13 @@ enum Command {
         #[arg(long)]
         results_dir: Option<PathBuf>,
     },
+}
+
+fn parse_variant(arg: &str) -> Result<(String, PathBuf), String> {
+    match arg.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
+        _ => Err(format!("{arg:?}: expected NAME=PATH, e.g. mine=../my-series/ or mine=series.mbox")),
+    }
 }
 
 fn results_root(given: Option<PathBuf>) -> PathBuf {
@@ -126,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             boots,
             debug_kernel,
             variants_dir,
+            variant,
         } => {
             let opts = Options {
                 accel,
@@ -138,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 boots,
                 debug_kernel,
                 variants_dir,
+                extra_variants: variant,
             };
             let mut passed = true;
             for file in &files {

@@ -46,6 +46,9 @@ pub struct Options {
     pub debug_kernel: bool,
     /// Where variants are defined (default: `kernel-config/variants` in the repository).
     pub variants_dir: Option<PathBuf>,
+    /// Variants from the command line (`--variant NAME=PATH`): a directory of format-patch files
+    /// or an mbox, run beside the scenario's own variants.
+    pub extra_variants: Vec<(String, PathBuf)>,
 }
 
 /// Wallclock samples from one boot share that boot's cache and frequency state; pooling a few
@@ -113,8 +116,21 @@ pub fn debug_fragment() -> PathBuf {
 
 /// The variants a scenario names, or every defined variant. Every variant a program's
 /// `expect_on` names must be defined, or a typo would silently apply the default expectation.
-fn select_variants(scenario: &Scenario, only: &[String], root: &Path) -> anyhow::Result<Vec<Variant>> {
+fn select_variants(
+    scenario: &Scenario,
+    only: &[String],
+    root: &Path,
+    extra: &[Variant],
+) -> anyhow::Result<Vec<Variant>> {
     let all = Variant::discover(root)?;
+    for variant in extra {
+        anyhow::ensure!(
+            !all.iter().any(|v| v.name == variant.name),
+            "--variant {}: a variant of that name is already defined under {}",
+            variant.name,
+            root.display()
+        );
+    }
     for program in &scenario.programs {
         for name in program.variants_named() {
             anyhow::ensure!(
@@ -126,7 +142,10 @@ fn select_variants(scenario: &Scenario, only: &[String], root: &Path) -> anyhow:
             );
         }
     }
-    let names: Vec<String> = scenario.variants.clone().unwrap_or_else(|| all.iter().map(|v| v.name.clone()).collect());
+    let mut names: Vec<String> =
+        scenario.variants.clone().unwrap_or_else(|| all.iter().map(|v| v.name.clone()).collect());
+    names.extend(extra.iter().map(|v| v.name.clone()));
+    let all: Vec<Variant> = all.into_iter().chain(extra.iter().cloned()).collect();
     for name in only {
         anyhow::ensure!(
             names.contains(name),
@@ -400,8 +419,14 @@ fn prepare(
 pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(RunResult, PathBuf)> {
     crate::prereq::ensure(opts.kernel_src.is_none())?;
     let scenario = Scenario::load(scenario_path, &guestbuild::bpf_source_dir())?;
-    let variants = select_variants(&scenario, &opts.only, &opts.variants_dir.clone().unwrap_or_else(variants_root))?;
     let cache = Cache::resolve(opts.cache_dir.as_deref())?;
+    let extra = opts
+        .extra_variants
+        .iter()
+        .map(|(name, path)| Variant::from_series(name, path, &cache.root().join("series")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let variants =
+        select_variants(&scenario, &opts.only, &opts.variants_dir.clone().unwrap_or_else(variants_root), &extra)?;
     let source: KernelSource = {
         let _held = cache.lock("source")?;
         source::prepare(&cache, opts.kernel_src.as_deref())?
@@ -532,12 +557,37 @@ mod tests {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
                 let scenario = Scenario::load(&path, &guestbuild::bpf_source_dir()).unwrap_or_else(|e| panic!("{e}"));
-                select_variants(&scenario, &[], &variants_root())
+                select_variants(&scenario, &[], &variants_root(), &[])
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 checked += 1;
             }
         }
         assert!(checked >= 2, "found only {checked} scenarios in {}", dir.display());
+    }
+
+    #[test]
+    fn a_series_from_the_command_line_runs_beside_the_scenario_variants() {
+        let scenario =
+            Scenario::load(&guestbuild::repo_root().join("scenarios/throw.yaml"), &guestbuild::bpf_source_dir())
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("0001-x.patch"), "diff --git a/x b/x\n").unwrap();
+        let mine = Variant::from_series("mine", dir.path(), dir.path()).unwrap();
+        let names: Vec<String> = select_variants(&scenario, &[], &variants_root(), &[mine.clone()])
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(names, ["baseline", "exception-unwind", "mine"]);
+        let only: Vec<String> = select_variants(&scenario, &["mine".into()], &variants_root(), &[mine])
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(only, ["mine"]);
+        let clash = Variant::from_series("baseline", dir.path(), dir.path()).unwrap();
+        let err = select_variants(&scenario, &[], &variants_root(), &[clash]).unwrap_err().to_string();
+        assert!(err.contains("already defined"), "{err}");
     }
 
     #[test]

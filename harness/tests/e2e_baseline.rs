@@ -20,6 +20,7 @@ fn simple_scenario_runs_on_the_baseline_kernel() {
         boots: None,
         debug_kernel: false,
         variants_dir: None,
+        extra_variants: vec![],
     };
     let scenario = harness::guestbuild::repo_root().join("scenarios/simple.yaml");
     let (run, stored) = run_scenario(&scenario, &opts).expect("scenario runs");

@@ -28,6 +28,7 @@ fn bpf_throw_releases_held_references_only_with_the_exception_unwind_series() {
         boots: None,
         debug_kernel: false,
         variants_dir: None,
+        extra_variants: vec![],
     };
     let scenario = harness::guestbuild::repo_root().join("scenarios/throw.yaml");
     let (run, _) = run_scenario(&scenario, &opts).expect("scenario runs");
