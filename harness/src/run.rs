@@ -622,6 +622,36 @@ mod tests {
         assert_eq!((single.boots, &single.programs[0].samples), (1, &first.programs[0].samples));
     }
 
+    /// KVM that exists but cannot run this guest (here: QEMU exits at once, the "kernel" being
+    /// no kernel) must mean TCG, not an error; without a usable /dev/kvm the probe is skipped.
+    #[test]
+    fn a_failing_kvm_probe_falls_back_to_tcg() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_kernel = dir.path().join("vmlinux.boot");
+        std::fs::write(&not_a_kernel, "not a kernel").unwrap();
+        let runner = dir.path().join("runner");
+        std::fs::write(&runner, "not a runner either").unwrap();
+        let kernel = KernelBuild {
+            variant: "baseline".into(),
+            kernel_version: "6.12.117".into(),
+            tree: dir.path().into(),
+            objdir: dir.path().into(),
+            vmlinux: not_a_kernel.clone(),
+            boot_image: not_a_kernel,
+            build_key: String::new(),
+            patch_hash: String::new(),
+            config_hash: String::new(),
+            compiler: String::new(),
+            log: dir.path().join("build.log"),
+            build_seconds: 0.0,
+        };
+        assert_eq!(choose_accel(AccelChoice::Auto, &kernel, &runner).unwrap(), Accel::Tcg);
+        if vm::kvm_device_usable() {
+            let console = dir.path().join("kvm-probe/console.log");
+            assert!(console.exists(), "the probe must really have booted QEMU under KVM");
+        }
+    }
+
     #[test]
     fn icount_is_refused_under_kvm_and_emulated_wallclock_needs_consent() {
         assert_eq!(choose_mode(Accel::Tcg, None, false).unwrap(), Mode::Icount);

@@ -301,6 +301,27 @@ mod tests {
         assert!(kvm.contains("-nic none") && kvm.contains("loglevel=7") && !kvm.contains("quiet"));
     }
 
+    /// A QEMU that ends at once (its "kernel" is a text file) is a failure carrying its stderr.
+    #[test]
+    fn qemu_exiting_early_is_reported_with_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_kernel = dir.path().join("vmlinux");
+        std::fs::write(&not_a_kernel, "not a kernel").unwrap();
+        let outcome = boot(&BootSpec {
+            kernel: not_a_kernel,
+            initrd: dir.path().join("vmlinux"),
+            workdir: dir.path().join("boot"),
+            boot_timeout: Duration::from_secs(60),
+            ..spec(Accel::Tcg, Mode::Wallclock)
+        })
+        .unwrap();
+        match outcome.failure {
+            Some(GuestFailure::QemuExited { stderr, .. }) => assert!(stderr.starts_with("qemu"), "{stderr}"),
+            other => panic!("expected QemuExited, got {other:?}"),
+        }
+        assert!(outcome.console_log.is_file());
+    }
+
     #[test]
     fn a_partly_written_record_is_left_for_later() {
         let dir = tempfile::tempdir().unwrap();
