@@ -269,3 +269,49 @@ fn e2e_interrupted_build_is_never_reused_and_concurrent_runs_wait_for_the_lock()
     second.wait().unwrap();
     assert!(completed_builds(cache.path()).is_empty(), "a killed build was marked complete");
 }
+
+/// Under the debug kernel, faults provoked for real through LKDTM: a WARN the scenario expects
+/// (allowed, kept), a refcount_t underflow warning and a KASAN use-after-free report (each fails
+/// the run, with its excerpt and the console path). The only debug-kernel test: CI builds the
+/// debug kernel for the baseline alone.
+#[test]
+fn e2e_debug_kernel_reports_warnings_refcount_and_kasan_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("provoke.yaml");
+    std::fs::write(
+        &scenario,
+        "name: fault-provoke\n\
+         description: kernel faults provoked through LKDTM\n\
+         variants: [baseline]\n\
+         provoke: [WARNING, REFCOUNT_DEC_ZERO, READ_AFTER_FREE]\n\
+         allow_kernel_messages: [lkdtm_WARNING]\n\
+         programs:\n  - { object: empty, program: empty_syscall, type: syscall, samples: 1, expect: { retval: 0 } }\n",
+    )
+    .unwrap();
+    let opts = harness::run::Options {
+        accel: harness::run::AccelChoice::Tcg,
+        mode: None,
+        allow_emulated_wallclock: false,
+        kernel_src: None,
+        cache_dir: None,
+        results_dir: dir.path().join("results"),
+        only: vec![],
+        boots: None,
+        debug_kernel: true,
+        variants_dir: None,
+        extra_variants: vec![],
+    };
+    let (run, _) = harness::run::run_scenario(&scenario, &opts).expect("scenario runs");
+    let table = harness::table::render(&run);
+    println!("{table}");
+    let baseline = &run.variants[0];
+    assert!(baseline.complete, "the runner survives a WARN and a KASAN report: {:?}", baseline.failure);
+    assert!(baseline.programs.iter().all(|p| p.passed()));
+    assert!(!run.passed(), "unexpected kernel warnings fail the run");
+    assert_eq!(baseline.allowed_kernel_warnings.len(), 1, "{:#?}", baseline.allowed_kernel_warnings);
+    assert!(baseline.allowed_kernel_warnings[0].contains("lkdtm_WARNING"));
+    let first_lines: Vec<&str> = baseline.kernel_warnings.iter().map(|w| w.lines().next().unwrap()).collect();
+    assert!(first_lines.iter().any(|l| l.contains("refcount_t: decrement hit 0")), "{first_lines:#?}");
+    assert!(first_lines.iter().any(|l| l.contains("BUG: KASAN: slab-use-after-free")), "{first_lines:#?}");
+    assert!(table.contains("KERNEL WARNING (console: ") && table.contains(&baseline.console_log.display().to_string()));
+}
