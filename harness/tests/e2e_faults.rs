@@ -134,37 +134,81 @@ fn e2e_hung_guest_and_unbuildable_variant_are_recorded_and_the_rest_still_runs()
     assert!(after.complete() && after.passed(), "the next scenario still ran: {:?}", after.variants[0].failure);
 }
 
-/// A kernel panic (here: an initramfs with no init, so the kernel has nothing to run) ends the
-/// guest at once (`panic=-1 -no-reboot`), and the failure quotes the panic from the console.
+/// The smallest static x86-64 ELF executable: one PT_LOAD segment whose code is `jmp .`, an
+/// init that runs and never says anything.
+fn spinning_init() -> Vec<u8> {
+    const BASE: u64 = 0x40_0000;
+    const CODE_AT: u64 = 64 + 56;
+    let code = [0xeb, 0xfe]; // jmp .
+    let size = CODE_AT + code.len() as u64;
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    elf.extend(2u16.to_le_bytes()); // ET_EXEC
+    elf.extend(0x3eu16.to_le_bytes()); // EM_X86_64
+    elf.extend(1u32.to_le_bytes());
+    elf.extend((BASE + CODE_AT).to_le_bytes()); // entry
+    elf.extend(64u64.to_le_bytes()); // program headers right after this header
+    elf.extend(0u64.to_le_bytes()); // no section headers
+    elf.extend(0u32.to_le_bytes());
+    for half in [64u16, 56, 1, 64, 0, 0] {
+        elf.extend(half.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+    }
+    elf.extend(1u32.to_le_bytes()); // PT_LOAD
+    elf.extend(5u32.to_le_bytes()); // R+X
+    for word in [0, BASE, BASE, size, size, 0x1000] {
+        elf.extend(word.to_le_bytes()); // offset, vaddr, paddr, filesz, memsz, align
+    }
+    elf.extend(code);
+    elf
+}
+
+/// Two guests that never run the plan, on the real baseline kernel: one whose kernel panics
+/// (an initramfs with no init at all) and one whose init runs but never reaches the runner
+/// (it spins). The panic ends QEMU at once (`panic=-1 -no-reboot`) and is quoted from the
+/// console; the silent guest is stopped at the boot timeout; both consoles are kept.
 #[test]
-fn e2e_kernel_panic_stops_qemu_and_is_reported_from_the_console() {
+fn e2e_kernel_panic_and_silent_guest_stop_qemu_and_keep_the_console() {
     let cache = Cache::resolve(None).unwrap();
     let source = harness::source::prepare(&cache, None).unwrap();
     let baseline = harness::variant::Variant::load(&repo().join("kernel-config/variants/baseline")).unwrap();
     let kernel = harness::kbuild::build(&cache, &source, &baseline, &harness::run::base_fragment(), None).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let initrd = dir.path().join("no-init.cpio");
-    let mut image = harness::image::Initramfs::new();
-    image.add_char_dev("dev/console", 0o600, 5, 1);
-    image.write(&initrd).unwrap();
+    let boot = |name: &str, init: Option<Vec<u8>>, boot_timeout: u64| {
+        let initrd = dir.path().join(format!("{name}.cpio"));
+        let mut image = harness::image::Initramfs::new();
+        image.add_char_dev("dev/console", 0o600, 5, 1);
+        if let Some(init) = init {
+            image.add_file("init", 0o755, init);
+        }
+        image.write(&initrd).unwrap();
+        vm::boot(&BootSpec {
+            accel: Accel::Tcg,
+            mode: Mode::Wallclock,
+            kernel: kernel.boot_image.clone(),
+            initrd,
+            workdir: dir.path().join(name),
+            boot_timeout: Duration::from_secs(boot_timeout),
+            run_timeout: Duration::from_secs(boot_timeout),
+        })
+        .unwrap()
+    };
 
-    let outcome = vm::boot(&BootSpec {
-        accel: Accel::Tcg,
-        mode: Mode::Wallclock,
-        kernel: kernel.boot_image.clone(),
-        initrd,
-        workdir: dir.path().join("boot"),
-        boot_timeout: Duration::from_secs(300),
-        run_timeout: Duration::from_secs(300),
-    })
-    .unwrap();
-    match &outcome.failure {
+    let panicked = boot("no-init", None, 300);
+    match &panicked.failure {
         Some(GuestFailure::Panic { excerpt }) => assert!(excerpt.contains("No working init found"), "{excerpt}"),
         other => panic!("expected a panic, got {other:?}"),
     }
-    assert!(outcome.total_seconds < 200.0, "the panic must end the guest, not a timeout");
-    assert!(std::fs::read_to_string(&outcome.console_log).unwrap().contains("Kernel panic - not syncing"));
-    assert!(qemus_using(dir.path()).is_empty());
+    assert!(panicked.total_seconds < 200.0, "the panic must end the guest, not a timeout");
+    assert!(std::fs::read_to_string(&panicked.console_log).unwrap().contains("Kernel panic - not syncing"));
+
+    let silent = boot("spinning-init", Some(spinning_init()), 30);
+    match &silent.failure {
+        Some(GuestFailure::BootTimeout { seconds: 30, console_tail }) => {
+            assert!(console_tail.contains("Run /init as init process"), "{console_tail}")
+        }
+        other => panic!("expected a boot timeout, got {other:?}"),
+    }
+    assert!(silent.console_log.is_file());
+    assert!(qemus_using(dir.path()).is_empty(), "QEMU left running: {:?}", qemus_using(dir.path()));
 }
 
 /// Lines of a child's stderr, as they come.
