@@ -44,7 +44,7 @@ pub fn build_runner() -> anyhow::Result<PathBuf> {
 
 /// libbpf's BPF-side headers (bpf_helpers.h, generated bpf_helper_defs.h, ...) installed from
 /// the kernel tree, once per tree.
-fn libbpf_headers(cache: &Cache, source: &KernelSource) -> anyhow::Result<PathBuf> {
+pub(crate) fn libbpf_headers(cache: &Cache, source: &KernelSource) -> anyhow::Result<PathBuf> {
     let id = format!("{}@{}", source.version, source.path.display());
     let dir = cache.tools().join(format!("libbpf-headers-{}", &hash_parts([("src", id.as_bytes())])[..16]));
     let include = dir.join("include");
@@ -68,7 +68,7 @@ fn libbpf_headers(cache: &Cache, source: &KernelSource) -> anyhow::Result<PathBu
 
 /// Dumps vmlinux.h from the variant's BTF (Debian's bpftool writes no kfunc prototypes: the
 /// programs declare the kfuncs they use in guest/bpf/kfuncs.h).
-fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow::Result<()> {
     let header = include_dir.join("vmlinux.h");
     if header.is_file() {
         return Ok(());

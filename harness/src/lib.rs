@@ -24,5 +24,6 @@ pub mod source;
 pub mod stats;
 pub mod store;
 pub mod table;
+pub mod upstream;
 pub mod variant;
 pub mod vm;

@@ -80,12 +80,15 @@ pub fn value(p: &ProgramResult, key: &str) -> Option<f64> {
     values(p).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
+/// The verdict of a program that was not checked (`ProgramResult::skipped`).
+const SKIPPED: &str = "skip";
+
 /// A program's correctness on one variant: what the verifier said, which expectations failed,
 /// and what the runs did to pid 1's task references. Two outcomes are equal when nothing a
 /// correctness gate cares about changed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Outcome {
-    /// `accept`, `reject` or `-` (no verdict reported).
+    /// `accept`, `reject`, `skip` or `-` (no verdict reported).
     pub verdict: String,
     /// Names of the failed checks, in the order they were made.
     pub failed: Vec<String>,
@@ -96,6 +99,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn of(p: &ProgramResult) -> Outcome {
         let verdict = match &p.verdict {
+            _ if p.skipped.is_some() => SKIPPED,
             Some(Verdict::Accepted) => "accept",
             Some(Verdict::Rejected { .. }) => "reject",
             None => "-",
@@ -116,8 +120,11 @@ impl Outcome {
         self.failed.is_empty()
     }
 
-    /// `accept ok`, `reject ok, refs balanced`, `accept FAILED retval`.
+    /// `accept ok`, `reject ok, refs balanced`, `accept FAILED retval`, `skip`.
     pub fn short(&self) -> String {
+        if self.verdict == SKIPPED {
+            return SKIPPED.into();
+        }
         let mut s = self.verdict.clone();
         if self.failed.is_empty() {
             s.push_str(" ok");

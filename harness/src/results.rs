@@ -107,6 +107,13 @@ pub struct ProgramResult {
     #[serde(default)]
     pub trace: Option<Vec<String>>,
     pub checks: Vec<Check>,
+    /// Why the program was not checked (an upstream program the harness or the kernel cannot
+    /// load as upstream does): neither passed nor failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Set for an upstream selftest program: its file, section and upstream's expectation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<crate::upstream::Origin>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +188,8 @@ pub fn evaluate(
         failed_runs: 0,
         trace: None,
         checks: Vec::new(),
+        skipped: None,
+        upstream: None,
     };
     let mut errors = Vec::new();
     for record in records {

@@ -10,6 +10,7 @@ use crate::progress;
 use crate::results::{self, Provenance, RunResult, ScenarioInfo, VariantResult};
 use crate::scenario::{Expectation, ExpectedVerdict, ProgramSpec, Scenario};
 use crate::source::{self, KernelSource};
+use crate::upstream;
 use crate::variant::Variant;
 use crate::vm::{self, Accel, BootSpec, Mode};
 use bpfh_protocol::{Plan, ProgType, ProgramPlan, BPF_DIR, PLAN_PATH, PROBES_OBJECT};
@@ -230,6 +231,7 @@ fn plan_for(scenario: &Scenario, variant: &Variant, programs: &[(ProgramSpec, bo
                 packet_bytes: p.packet_bytes,
                 samples: p.samples,
                 load_only: p.expectation_for(name).verdict == ExpectedVerdict::Reject,
+                test_loader_run: false,
                 count_task_refs: p.count_task_refs,
                 count_cpumasks: p.count_cpumasks,
                 sysctls: p.sysctls_for(name),
@@ -355,6 +357,7 @@ fn variant_result(
     source: &KernelSource,
     scenario: &Scenario,
     programs: &[(ProgramSpec, bool)],
+    upstream_cases: &[upstream::Case],
     outcome: Result<vm::BootOutcome, vm::GuestFailure>,
 ) -> VariantResult {
     let (outcome, failure) = match outcome {
@@ -384,13 +387,22 @@ fn variant_result(
         guest_errors: results::global_errors(records),
         kernel_warnings,
         allowed_kernel_warnings,
-        programs: programs.iter().map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, records)).collect(),
+        programs: programs
+            .iter()
+            .map(|(p, fixed)| results::evaluate(p, &variant.name, *fixed, records))
+            .chain(
+                upstream_cases.iter().map(|c| {
+                    upstream::evaluate(c, upstream::difference_for(&variant.upstream_differences, c), records)
+                }),
+            )
+            .collect(),
         // A variant that was not built or booted contributes no boot.
         boots: u32::from(outcome.is_some()),
     }
 }
 
-/// Builds the variant's kernel, its BPF objects and the scenario's image.
+/// Builds the variant's kernel, its BPF objects (and the scenario's upstream selftest objects,
+/// whose cases it returns) and the scenario's image.
 #[allow(clippy::too_many_arguments)]
 fn prepare(
     cache: &Cache,
@@ -401,16 +413,24 @@ fn prepare(
     scenario: &Scenario,
     programs: &[(ProgramSpec, bool)],
     object_names: &[String],
-) -> anyhow::Result<(KernelBuild, PathBuf)> {
+) -> anyhow::Result<(KernelBuild, PathBuf, Vec<upstream::Case>)> {
     let kernel = kbuild::build(cache, source, variant, &base_fragment(), debug_fragment)?;
     // The objects and the image go into the build directory: one run at a time.
     let _held = cache.lock(&format!("build-{}", &kernel.build_key[..16]))?;
     let objects = guestbuild::build_bpf_objects(cache, source, &kernel, object_names)?;
-    let objects: Vec<(String, PathBuf)> = objects.into_iter().map(|(n, p)| (format!("{n}.bpf.o"), p)).collect();
-    let plan = plan_for(scenario, variant, programs);
+    let mut objects: Vec<(String, PathBuf)> = objects.into_iter().map(|(n, p)| (format!("{n}.bpf.o"), p)).collect();
+    let mut plan = plan_for(scenario, variant, programs);
+    let mut cases = Vec::new();
+    for (name, object) in upstream::compile(cache, source, &kernel, &scenario.upstream)? {
+        let file = scenario.upstream.iter().find(|f| upstream::object_name(f) == name).expect("compiled from the list");
+        cases.extend(upstream::cases(file, &upstream::programs(&object)?));
+        objects.push((name, object));
+    }
+    upstream::check_differences(&variant.name, &variant.upstream_differences, &cases)?;
+    plan.programs.extend(upstream::plan(&cases));
     let initrd = kernel.objdir.join("run").join(format!("{}.cpio", scenario.name));
     write_image(&initrd, runner, &objects, &plan)?;
-    Ok((kernel, initrd))
+    Ok((kernel, initrd, cases))
 }
 
 /// Builds, boots and measures every variant of the scenario; stores and returns the result.
@@ -463,7 +483,7 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
         prepared.push((variant, built.map_err(|err| not_run(variant, "build", err))));
     }
     let (accel, mode) = match prepared.iter().find_map(|(_, built)| built.as_ref().ok()) {
-        Some((kernel, _)) => {
+        Some((kernel, _, _)) => {
             let accel = choose_accel(opts.accel, kernel, &runner)?;
             (accel, choose_mode(accel, opts.mode, opts.allow_emulated_wallclock)?)
         }
@@ -477,11 +497,14 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
         prepared.iter().map(|_| Vec::new()).collect();
     for round in 0..boots {
         for (i, (variant, built)) in prepared.iter().enumerate() {
-            let Ok((kernel, initrd)) = built else { continue };
+            let Ok((kernel, initrd, cases)) = built else { continue };
             let round_label = if boots > 1 { format!(" (boot {} of {boots})", round + 1) } else { String::new() };
             steps.begin(
                 &variant.name,
-                &format!("booting ({accel:?}, {mode:?}) and running {} programs{round_label}", programs.len()),
+                &format!(
+                    "booting ({accel:?}, {mode:?}) and running {} programs{round_label}",
+                    programs.len() + cases.len()
+                ),
             );
             let workdir = match boots {
                 1 => run_dir.join(&variant.name),
@@ -510,13 +533,14 @@ pub fn run_scenario(scenario_path: &Path, opts: &Options) -> anyhow::Result<(Run
     steps.finish();
     let mut results = Vec::new();
     for ((variant, built), boots) in prepared.iter().zip(outcomes) {
-        let kernel = built.as_ref().ok().map(|(kernel, _)| kernel);
+        let kernel = built.as_ref().ok().map(|(kernel, _, _)| kernel);
+        let cases = built.as_ref().map_or(&[][..], |(_, _, cases)| &cases[..]);
         let mut per_boot: Vec<VariantResult> = boots
             .into_iter()
-            .map(|outcome| variant_result(variant, kernel, &source, &scenario, &programs, outcome))
+            .map(|outcome| variant_result(variant, kernel, &source, &scenario, &programs, cases, outcome))
             .collect();
         if let Err(failure) = built {
-            per_boot.push(variant_result(variant, None, &source, &scenario, &programs, Err(failure.clone())));
+            per_boot.push(variant_result(variant, None, &source, &scenario, &programs, &[], Err(failure.clone())));
         }
         results.push(pool_boots(per_boot));
     }
@@ -573,7 +597,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("0001-x.patch"), "diff --git a/x b/x\n").unwrap();
         let mine = Variant::from_series("mine", dir.path(), dir.path()).unwrap();
-        let names: Vec<String> = select_variants(&scenario, &[], &variants_root(), &[mine.clone()])
+        let names: Vec<String> = select_variants(&scenario, &[], &variants_root(), std::slice::from_ref(&mine))
             .unwrap()
             .into_iter()
             .map(|v| v.name)

@@ -29,6 +29,9 @@ pub struct Scenario {
     pub boot_timeout: Duration,
     pub run_timeout: Duration,
     pub programs: Vec<ProgramSpec>,
+    /// Upstream selftest program files (`tools/testing/selftests/bpf/progs/<file>` in each
+    /// variant's tree), whose annotated programs are checked as upstream's test loader does.
+    pub upstream: Vec<String>,
     /// How far each metric may rise before `harness compare` fails, by metric key.
     pub thresholds: BTreeMap<String, Threshold>,
     /// Kernel warnings the scenario expects: a console excerpt containing one of these texts is
@@ -223,7 +226,7 @@ enum Check {
     Cpumasks,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExpectedVerdict {
     #[default]
@@ -281,7 +284,8 @@ struct RawScenario {
     timeouts: RawTimeouts,
     #[serde(default)]
     defaults: RawDefaults,
-    programs: Spanned<Vec<Spanned<RawProgram>>>,
+    programs: Option<Spanned<Vec<Spanned<RawProgram>>>>,
+    upstream: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     thresholds: HashMap<Spanned<String>, Spanned<Threshold>>,
     #[serde(default)]
@@ -405,14 +409,24 @@ impl Scenario {
             samples: check.at_least_one(raw.defaults.samples, "defaults.samples", DEFAULT_SAMPLES)?,
         };
 
-        if raw.programs.value.is_empty() {
-            return Err(
-                check.fail(raw.programs.referenced, "programs: empty list; a scenario needs at least one program")
-            );
-        }
+        let upstream = match raw.upstream {
+            Some(list) => check.upstream(list)?,
+            None => Vec::new(),
+        };
+        let raw_programs = match raw.programs {
+            Some(list) if list.value.is_empty() => {
+                return Err(check.fail(list.referenced, "programs: empty list; a scenario needs at least one program"))
+            }
+            Some(list) => list.value,
+            None if upstream.is_empty() => {
+                return Err(check
+                    .fail(Location::UNKNOWN, "no programs: give `programs` or `upstream` (selftest files), or both"))
+            }
+            None => Vec::new(),
+        };
         let mut first_line_of_id: HashMap<String, u64> = HashMap::new();
-        let mut programs = Vec::with_capacity(raw.programs.value.len());
-        for entry in raw.programs.value {
+        let mut programs = Vec::with_capacity(raw_programs.len());
+        for entry in raw_programs {
             // An id defaults to the program name; a clash is then reported at the program's entry.
             let id_location = entry.value.id.as_ref().map_or(entry.referenced, |id| id.referenced);
             let program = check.program(entry, defaults)?;
@@ -431,6 +445,7 @@ impl Scenario {
             boot_timeout: Duration::from_secs(boot_timeout),
             run_timeout: Duration::from_secs(run_timeout),
             programs,
+            upstream,
             thresholds,
             allowed_kernel_messages,
             provoke,
@@ -534,6 +549,32 @@ impl Checker<'_> {
             .collect()
     }
 
+    /// Upstream file names: `exceptions_fail.c`, found under the tree's selftest `progs/` (the tree
+    /// exists only once a variant is prepared, so existence is checked then).
+    fn upstream(&self, list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, ScenarioError> {
+        if list.value.is_empty() {
+            return Err(self.fail(list.referenced, "upstream: empty list; omit the key instead"));
+        }
+        let mut files: Vec<String> = Vec::with_capacity(list.value.len());
+        for file in list.value {
+            let stem = file.value.strip_suffix(".c").unwrap_or_default();
+            if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err(self.fail(
+                    file.referenced,
+                    format!(
+                        "upstream: {:?} is not a file name like exceptions_fail.c (in tools/testing/selftests/bpf/progs/)",
+                        file.value
+                    ),
+                ));
+            }
+            if files.contains(&file.value) {
+                return Err(self.fail(file.referenced, format!("upstream: {:?} is listed twice", file.value)));
+            }
+            files.push(file.value);
+        }
+        Ok(files)
+    }
+
     fn variants(&self, list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, ScenarioError> {
         if list.value.is_empty() {
             return Err(self.fail(list.referenced, "variants: empty list; omit the key to run every variant"));
@@ -565,6 +606,12 @@ impl Checker<'_> {
             );
         }
 
+        if p.prog_type == ProgType::Any {
+            return Err(self.fail(
+                entry.referenced,
+                "type: any is for upstream programs (the `upstream` key); a scenario program is tc, syscall or fentry",
+            ));
+        }
         let repeat = match (p.prog_type, p.repeat) {
             // BPF_PROG_TEST_RUN rejects a repeat count for syscall and tracing programs.
             (ty @ (ProgType::Syscall | ProgType::Fentry), Some(repeat)) if repeat.value > 1 => {
@@ -577,7 +624,7 @@ impl Checker<'_> {
                     ),
                 ));
             }
-            (ProgType::Syscall | ProgType::Fentry, _) => 1,
+            (ProgType::Syscall | ProgType::Fentry | ProgType::Any, _) => 1,
             (ProgType::Tc, repeat) => self.at_least_one(repeat, "repeat", defaults.repeat)?,
         };
         let samples = self.at_least_one(p.samples, "samples", defaults.samples)?;
@@ -1001,6 +1048,26 @@ mod tests {
         for (text, expected) in cases {
             let e = error(&text);
             assert!(e.starts_with(&format!("scenarios/t.yaml:{expected}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn upstream_files_stand_alone_or_beside_programs() {
+        let s = parse("name: t\ndescription: d\nupstream: [exceptions_fail.c, cpumask_success.c]\n").unwrap();
+        assert_eq!((s.upstream.len(), s.programs.len()), (2, 0));
+        let both = format!("{}upstream: [exceptions.c]\n", with_program("    program: p\n    type: tc\n"));
+        assert_eq!(parse(&both).unwrap().upstream, ["exceptions.c"]);
+        let cases = [
+            ("upstream: [../x.c]\n", "3:12: upstream: \"../x.c\" is not a file name"),
+            ("upstream: [exceptions]\n", "3:12: upstream: \"exceptions\""),
+            ("upstream: [a.c, a.c]\n", "3:17: upstream: \"a.c\" is listed twice"),
+            ("upstream: []\n", "3:11: upstream: empty list"),
+            ("", "no programs: give `programs` or `upstream`"),
+            ("programs:\n  - { object: simple, program: p, type: any }\n", "4:5: type: any is for upstream programs"),
+        ];
+        for (rest, expected) in cases {
+            let e = error(&format!("name: t\ndescription: d\n{rest}"));
+            assert!(e.contains(expected), "{e}");
         }
     }
 

@@ -66,10 +66,11 @@ pub fn baseline_index(run: &RunResult) -> usize {
     run.variants.iter().position(|v| v.name == "baseline").unwrap_or(0)
 }
 
-/// Program ids in first-seen order over all variants, with their type and fixed-cost flag.
+/// Program ids in first-seen order over all variants, with their type and fixed-cost flag
+/// (upstream selftest programs have a table of their own).
 fn program_ids(run: &RunResult) -> Vec<(String, String)> {
     let mut ids: Vec<(String, String)> = Vec::new();
-    for p in run.variants.iter().flat_map(|v| &v.programs) {
+    for p in run.variants.iter().flat_map(|v| &v.programs).filter(|p| p.upstream.is_none()) {
         if !ids.iter().any(|(id, _)| *id == p.id) {
             let label = if p.fixed_overhead_reference { " (empty: fixed cost)" } else { "" };
             ids.push((p.id.clone(), format!("{}{label}", p.prog_type.as_str())));
@@ -108,6 +109,7 @@ pub fn render(run: &RunResult) -> String {
     out.push('\n');
     out.push_str(&render_rows(&run_rows(run, base)));
     out.push_str(&render_load(run, base));
+    out.push_str(&crate::upstream::render(run));
     out.push_str(&details(run));
     out
 }
@@ -240,7 +242,8 @@ fn details(run: &RunResult) -> String {
         for e in &v.guest_errors {
             out.push_str(&format!("\n[{}] guest error: {e}\n", v.name));
         }
-        for prog in &v.programs {
+        // Upstream programs' failures are listed under their own table.
+        for prog in v.programs.iter().filter(|p| p.upstream.is_none()) {
             for c in prog.checks.iter().filter(|c| !c.ok) {
                 out.push_str(&format!("\n[{}] {} {}: {}\n", v.name, prog.id, c.what, c.detail));
             }

@@ -1,6 +1,7 @@
 //! Stage 2, patch: a variant is a directory under `kernel-config/variants/` with a `variant.yaml`
 //! and an ordered git format-patch series.
 
+use crate::upstream::Difference;
 use anyhow::Context;
 use bpfh_protocol::{InfoField, MAX_PROG_INFO_BYTES};
 use serde::Deserialize;
@@ -17,6 +18,9 @@ struct VariantFile {
     /// Fields the series appends to `struct bpf_prog_info`, reported with every program's load.
     #[serde(default)]
     prog_info: BTreeMap<String, InfoFieldSpec>,
+    /// Where the variant knowingly differs from upstream's selftest expectations.
+    #[serde(default)]
+    upstream_differences: Vec<Difference>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +39,7 @@ pub struct Variant {
     /// `*.patch` files in name order (format-patch numbering gives the series order).
     pub patches: Vec<PathBuf>,
     pub prog_info: Vec<InfoField>,
+    pub upstream_differences: Vec<Difference>,
 }
 
 impl Variant {
@@ -74,7 +79,24 @@ impl Variant {
             );
             prog_info.push(InfoField { name: field, offset: spec.offset, size: spec.size });
         }
-        Ok(Variant { name, dir: dir.to_path_buf(), description: file.description, config_fragment, patches, prog_info })
+        for d in &file.upstream_differences {
+            anyhow::ensure!(
+                !d.reason.trim().is_empty(),
+                "{}: upstream_differences: {}: {}: give the reason the variant differs",
+                manifest.display(),
+                d.file,
+                d.program
+            );
+        }
+        Ok(Variant {
+            name,
+            dir: dir.to_path_buf(),
+            description: file.description,
+            config_fragment,
+            patches,
+            prog_info,
+            upstream_differences: file.upstream_differences,
+        })
     }
 
     /// A variant from the command line (`--variant NAME=PATH`): a directory of format-patch files
@@ -99,6 +121,7 @@ impl Variant {
                     config_fragment: None,
                     patches,
                     prog_info: Vec::new(),
+                    upstream_differences: Vec::new(),
                 }
             }
         } else {
@@ -113,7 +136,15 @@ impl Variant {
                 crate::fsutil::write_atomic(&patch, message.as_bytes())?;
                 patches.push(patch);
             }
-            Variant { name: name.to_string(), dir, description, config_fragment: None, patches, prog_info: Vec::new() }
+            Variant {
+                name: name.to_string(),
+                dir,
+                description,
+                config_fragment: None,
+                patches,
+                prog_info: Vec::new(),
+                upstream_differences: Vec::new(),
+            }
         };
         anyhow::ensure!(
             !variant.patches.is_empty(),
@@ -211,6 +242,22 @@ mod tests {
             let err = Variant::load(dir.path()).unwrap_err().to_string();
             assert!(err.contains("prog_info.refs"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn upstream_differences_need_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("variant.yaml");
+        let declare = |reason: &str| {
+            format!("description: d\nupstream_differences:\n  - {{ file: exceptions_fail.c, program: reject_with_reference, expect: accept, reason: {reason:?} }}\n")
+        };
+        std::fs::write(&manifest, declare("bpf_throw releases it")).unwrap();
+        let v = Variant::load(dir.path()).unwrap();
+        assert_eq!(v.upstream_differences[0].program, "reject_with_reference");
+        assert_eq!(v.upstream_differences[0].expect, crate::scenario::ExpectedVerdict::Accept);
+        std::fs::write(&manifest, declare(" ")).unwrap();
+        let err = Variant::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("give the reason"), "{err}");
     }
 
     #[test]

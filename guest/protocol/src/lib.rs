@@ -58,11 +58,14 @@ pub struct InfoField {
     pub size: u32,
 }
 
+/// test_loader.c's input size for a test run (tc programs see a packet this long).
+pub const TEST_DATA_LEN: usize = 64;
+
 /// The largest `struct bpf_prog_info` the runner asks the kernel for: room for fields a patched
 /// kernel appends (the kernel accepts a longer buffer as long as the tail is zero).
 pub const MAX_PROG_INFO_BYTES: u32 = 512;
 
-/// The BPF program types the runner can load and run with `BPF_PROG_TEST_RUN`.
+/// The BPF program types the runner can load and run with `BPF_PROG_TEST_RUN`, and `Any`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProgType {
@@ -74,6 +77,10 @@ pub enum ProgType {
     /// (which calls `bpf_fentry_test1()` once) and timed like a syscall program. The test run's
     /// retval is the kernel's check of the `bpf_fentry_test*` calls, not the program's.
     Fentry,
+    /// Any type, as the object's section says: loaded only, for its verdict (upstream selftest
+    /// programs of types the runner cannot run, or that need attaching to a live hook). A kernel
+    /// without the type, or without the attach target, makes it [`Record::Skipped`].
+    Any,
 }
 
 impl ProgType {
@@ -82,6 +89,7 @@ impl ProgType {
             ProgType::Tc => "tc",
             ProgType::Syscall => "syscall",
             ProgType::Fentry => "fentry",
+            ProgType::Any => "any",
         }
     }
 }
@@ -107,6 +115,10 @@ pub struct ProgramPlan {
     /// Load only: do not run (for programs expected to be rejected or not runnable).
     #[serde(default)]
     pub load_only: bool,
+    /// Run once as upstream's selftest loader (test_loader.c) does for `__retval`: a tc program
+    /// on [`TEST_DATA_LEN`] zero bytes, a syscall program without context; no warm-up run.
+    #[serde(default)]
+    pub test_loader_run: bool,
     /// Read pid 1's task reference count (`rcu_users`) before the first run and after the last,
     /// and report both: a program that leaks task references leaves it higher.
     #[serde(default)]
@@ -209,6 +221,9 @@ pub enum Record {
     TaskRefs { id: String, before: i64, after: i64 },
     /// cpumask references taken and dropped during the warm-up run.
     Cpumasks { id: String, count: ObjectCount },
+    /// The program was not loaded, because this kernel cannot load it (lacks its program type or
+    /// its attach target); `reason` says which.
+    Skipped { id: String, reason: String },
     /// Something went wrong for a program (or for the whole run when `id` is None).
     Error { id: Option<String>, message: String },
     /// The plan ran to its end; the host treats a run without it as incomplete.
@@ -288,6 +303,7 @@ mod tests {
             Record::Trace { id: "p".into(), lines: vec!["bpf_ref_acquire: prog_id=5 held=1".into()] },
             Record::TaskRefs { id: "p".into(), before: 2, after: 3 },
             Record::Cpumasks { id: "p".into(), count: ObjectCount { acquired: 2, released: 1 } },
+            Record::Skipped { id: "p".into(), reason: "no BPF_PROG_TYPE_LSM in this kernel".into() },
             Record::Done,
         ];
         let text: String = records.iter().map(|r| r.encode() + "\r\n").collect();

@@ -59,8 +59,16 @@ impl Loaded {
 
 pub enum Outcome {
     Accepted(Loaded),
-    Rejected { errno: i32, log: String },
+    Rejected {
+        errno: i32,
+        log: String,
+    },
+    /// A `ProgType::Any` program this kernel cannot load at all: why.
+    Skipped(String),
 }
+
+/// libbpf's message when a tracing program's attach target is not in the kernel's BTF.
+const NO_ATTACH_TARGET: &str = "failed to find kernel BTF type ID of";
 
 /// Opens `BPF_DIR/<object>`, loads only `plan.program` and reports the verifier's verdict.
 /// Errors are failures that are not a verdict: missing file or program, wrong type, libbpf
@@ -69,9 +77,14 @@ pub enum Outcome {
 /// The load asks for the verifier's statistics only (`log_level` 4), which cost nothing
 /// measurable; a rejected program is loaded once more with `log_level` 1 for the full log.
 pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
-    let (open, rc, output) = open_and_load(plan, BPF_LOG_STATS)?;
+    let (open, rc, output, prog_type) = open_and_load(plan, BPF_LOG_STATS)?;
     if rc < 0 {
         let errno = -rc;
+        if plan.prog_type == ProgType::Any {
+            if let Some(reason) = unloadable_here(prog_type, &output) {
+                return Ok(Outcome::Skipped(reason));
+            }
+        }
         if !output.contains(LOAD_FAILED) {
             bail!(
                 "libbpf failed before the verifier ran ({}): {}",
@@ -80,7 +93,7 @@ pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
             );
         }
         drop(open);
-        let (_, rc, full) = open_and_load(plan, BPF_LOG_LEVEL1)?;
+        let (_, rc, full, _) = open_and_load(plan, BPF_LOG_LEVEL1)?;
         let output = if rc < 0 { full } else { output };
         let log = verifier_log(&output).unwrap_or(&output);
         return Ok(Outcome::Rejected { errno, log: keep_tail(log, MAX_LOG_BYTES) });
@@ -102,7 +115,7 @@ pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
                 .attach()
                 .with_context(|| format!("attaching {}", plan.program))?,
         ),
-        ProgType::Tc | ProgType::Syscall => None,
+        ProgType::Tc | ProgType::Syscall | ProgType::Any => None,
     };
     let loaded = Loaded { _link: link, _object: object, fd, info: LoadInfo::default() };
     let (info, raw) = prog_info_with_tail(loaded.fd())?;
@@ -123,9 +136,20 @@ pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
 const BPF_LOG_LEVEL1: u32 = 1;
 const BPF_LOG_STATS: u32 = 4;
 
+/// Why a failed load of an `Any` program says nothing about the verifier: the kernel lacks the
+/// program type (libbpf's feature probe), or the attach target (a module's function, say).
+fn unloadable_here(prog_type: ProgramType, output: &str) -> Option<String> {
+    if let Ok(false) = prog_type.is_supported() {
+        return Some(format!("this kernel does not support {prog_type:?} programs (libbpf's feature probe)"));
+    }
+    let line = output.lines().find(|l| l.contains(NO_ATTACH_TARGET))?;
+    Some(format!("attach target not in this kernel's BTF: {}", line.trim()))
+}
+
 /// Opens the object, keeps only `plan.program` loadable and loads it with `log_level`.
-/// Returns the object (loaded when rc >= 0), libbpf's return code and what libbpf printed.
-fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32, String)> {
+/// Returns the object (loaded when rc >= 0), libbpf's return code, what libbpf printed and the
+/// program's type.
+fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32, String, ProgramType)> {
     let path = Path::new(BPF_DIR).join(&plan.object);
     let _ = take_libbpf_output();
     let mut open = ObjectBuilder::default()
@@ -151,6 +175,7 @@ fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32,
         ProgType::Tc => ProgramType::SchedCls,
         ProgType::Syscall => ProgramType::Syscall,
         ProgType::Fentry => ProgramType::Tracing,
+        ProgType::Any => prog_type,
     };
     if prog_type != expected {
         bail!(
@@ -163,7 +188,7 @@ fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32,
     // bpf_object__load directly: it returns the kernel's errno, which the verdict needs.
     // SAFETY: `open` owns a valid, not yet loaded bpf_object.
     let rc = unsafe { libbpf_sys::bpf_object__load(open.as_libbpf_object().as_ptr()) };
-    Ok((open, rc, take_libbpf_output()))
+    Ok((open, rc, take_libbpf_output(), prog_type))
 }
 
 /// Reads the statistics lines `log_level` 4 adds to the verifier log.

@@ -120,6 +120,11 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
             io::send(&Record::Loaded { id: plan.id.clone(), verdict: Verdict::Rejected { errno, log }, info: None });
             return Ok(());
         }
+        load::Outcome::Skipped(reason) => {
+            say(&format!("{}: skipped: {reason}", plan.id));
+            io::send(&Record::Skipped { id: plan.id.clone(), reason });
+            return Ok(());
+        }
         load::Outcome::Accepted(loaded) => loaded,
     };
     let info = &loaded.info;

@@ -25,6 +25,7 @@ impl TaskRefs {
             packet_bytes: None,
             samples: 1,
             load_only: false,
+            test_loader_run: false,
             count_task_refs: false,
             count_cpumasks: false,
             sysctls: Default::default(),
@@ -33,6 +34,7 @@ impl TaskRefs {
         match load::load(&plan, &[])? {
             Outcome::Accepted(loaded) => Ok(TaskRefs { loaded }),
             Outcome::Rejected { errno, log } => bail!("the task reference probe was rejected (errno {errno}):\n{log}"),
+            Outcome::Skipped(reason) => bail!("the task reference probe was not loaded: {reason}"),
         }
     }
 

@@ -11,7 +11,7 @@
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::{bail, ensure, Context, Result};
-use bpfh_protocol::{ObjectCount, ProgType, ProgramPlan, Timing};
+use bpfh_protocol::{ObjectCount, ProgType, ProgramPlan, Timing, TEST_DATA_LEN};
 
 use crate::knobs;
 use crate::load::prog_info;
@@ -48,12 +48,36 @@ pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
         // The kernel runs a tc program at least once, whatever `repeat` says.
         ProgType::Tc => (Timing::TestRunDuration, plan.repeat.max(1)),
         ProgType::Syscall | ProgType::Fentry => (Timing::BpfStats, 1),
+        ProgType::Any => bail!("a program of type any is loaded only, never run"),
     };
-    let packet = test_packet(plan.packet_bytes.map_or(DEFAULT_PACKET_BYTES, |n| n as usize));
+    // test_loader.c runs tc programs on TEST_DATA_LEN zero bytes (its __retval values, such as
+    // TEST_DATA_LEN itself, assume that input).
+    let packet = match plan.test_loader_run {
+        true => vec![0; TEST_DATA_LEN],
+        false => test_packet(plan.packet_bytes.map_or(DEFAULT_PACKET_BYTES, |n| n as usize)),
+    };
     let run_once = |repeat| match plan.prog_type {
         ProgType::Tc => run_tc(fd, &packet, repeat),
-        ProgType::Syscall | ProgType::Fentry => run_once_timed_by_stats(fd),
+        ProgType::Syscall | ProgType::Fentry | ProgType::Any => run_once_timed_by_stats(fd),
     };
+    if plan.test_loader_run {
+        // One run and no warm-up, as upstream: a stateful program's __retval describes its
+        // first run.
+        let one = run_once(1).context("test run")?;
+        let mut failures = Failures::default();
+        failures.note(&one);
+        return Ok(Runs {
+            retval: one.retval,
+            retval_mismatch: false,
+            timing,
+            repeat: 1,
+            samples: one.ns.into_iter().collect(),
+            run_errno: failures.errno,
+            failed_runs: failures.count,
+            trace: None,
+            cpumasks: None,
+        });
+    }
     let mut failures = Failures::default();
     // One unrecorded run first: the first call of some kfuncs pays one-off costs (a cold
     // allocator cache, say) that would otherwise show in the first sample only.
