@@ -78,10 +78,12 @@ fn e2e_hung_guest_and_unbuildable_variant_are_recorded_and_the_rest_still_runs()
     std::fs::write(
         &hang,
         "name: fault-hang\n\
-         description: a program that runs for days, and a variant that cannot be built\n\
+         description: a program that is not there, one that runs for days, and a variant that cannot be built\n\
          variants: [baseline, broken]\n\
          timeouts: { boot: 300, run: 5 }\n\
-         programs:\n  - { object: faults, program: spin_syscall, type: syscall, samples: 1 }\n",
+         programs:\n\
+         \x20 - { object: faults, program: not_in_the_object, type: syscall, samples: 1 }\n\
+         \x20 - { object: faults, program: spin_syscall, type: syscall, samples: 1 }\n",
     )
     .unwrap();
     let ok = dir.path().join("ok.yaml");
@@ -126,6 +128,10 @@ fn e2e_hung_guest_and_unbuildable_variant_are_recorded_and_the_rest_still_runs()
     // What came before the hang is kept: the verdict on the program that then hung.
     let verdicts: Vec<_> = baseline.programs.iter().map(|p| (p.id.as_str(), p.verdict.is_some())).collect();
     assert!(verdicts.contains(&("spin_syscall", true)), "{verdicts:?}");
+    // A program the object does not have fails alone, naming what the object has.
+    let missing = baseline.programs.iter().find(|p| p.id == "not_in_the_object").unwrap();
+    let why: Vec<&str> = missing.checks.iter().filter(|c| !c.ok).map(|c| c.detail.as_str()).collect();
+    assert!(why.iter().any(|d| d.contains("no program \"not_in_the_object\" in faults.bpf.o")), "{why:?}");
     let broken = variant("broken");
     assert!(matches!(&broken.failure, Some(GuestFailure::NotRun { stage, .. }) if stage == "build"));
     assert_eq!(broken.boots, 0);
