@@ -25,13 +25,21 @@ pub fn provoke(crash_types: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Asks kmemleak to scan now, when the kernel has it (the debug kernel has no auto-scan); the
-/// kernel prints "kmemleak: N new suspected memory leaks" on the console, which the host scans.
+/// Asks kmemleak to scan now, when the kernel has it (the debug kernel has no auto-scan). The
+/// kernel prints only "kmemleak: N new suspected memory leaks"; the suspects themselves
+/// ("unreferenced object ..." with their allocation backtraces) are copied to the console too,
+/// where the host finds them and quotes them.
 pub fn kmemleak_scan() -> Result<()> {
     io::mount("debugfs", DEBUGFS)?;
     if !Path::new(KMEMLEAK_PATH).exists() {
         return Ok(());
     }
     say("scanning for memory leaks (kmemleak)");
-    std::fs::write(KMEMLEAK_PATH, "scan").with_context(|| format!("writing scan to {KMEMLEAK_PATH}"))
+    // The write returns when the scan is done.
+    std::fs::write(KMEMLEAK_PATH, "scan").with_context(|| format!("writing scan to {KMEMLEAK_PATH}"))?;
+    let suspects = std::fs::read_to_string(KMEMLEAK_PATH).with_context(|| format!("reading {KMEMLEAK_PATH}"))?;
+    for line in suspects.lines() {
+        say(&format!("kmemleak report: {line}"));
+    }
+    Ok(())
 }
