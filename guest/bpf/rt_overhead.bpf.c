@@ -5,7 +5,7 @@
  * the cost of an acquire/release pair with and without runtime tracking.
  * max_acquired_refs (bpf_prog_info, runtime-tracking variant) must be N.
  *
- * Also: an empty program of each type, a bpf_obj_new/bpf_obj_drop pair
+ * Also: a bpf_obj_new/bpf_obj_drop pair
  * (tc) and a bpf_cpumask_create/bpf_cpumask_release pair (syscall only:
  * cpumask kfuncs are not available to tc programs), and two loops of 1000
  * empty iterations (tc), one with bpf_iter_num and one with bpf_loop(), for
@@ -59,18 +59,6 @@ RT_HOLD(1)
 RT_HOLD(2)
 RT_HOLD(8)
 RT_HOLD(32)
-
-SEC("tc")
-int rt_empty_tc(struct __sk_buff *skb)
-{
-	return 0;
-}
-
-SEC("syscall")
-int rt_empty_sys(void *ctx)
-{
-	return 0;
-}
 
 struct rt_obj {
 	__u64 a;

@@ -5,8 +5,8 @@
  *
  * Each one returns the number of loop iterations it ran: RT_WD_LOOPS when
  * nothing stopped it. A cancelled run ends with -ECANCELED from
- * BPF_PROG_TEST_RUN; the references must be back to where they were
- * (rt_rcu_users.bpf.c reads task rcu_users).
+ * BPF_PROG_TEST_RUN; the references must be back to where they were (the
+ * scenario's task_refs and cpumasks checks).
  *
  *   rt_wd_iter: tasks pid 1 and 2 and a cpumask held across a bpf_iter_num
  *               loop of RT_WD_LOOPS iterations;
@@ -25,13 +25,8 @@
  *   rt_wd_reacq_ref: the same, but returns the mask's refcount seen after
  *               bpf_cpumask_acquire() instead of the iteration count: 2,
  *               whether cancelled or not (a refcount_t saturated by an
- *               addition on 0 shows as 3221225472; with CONFIG_BUG off the
- *               kernel prints no warning for it).
- *
- * No maps and no global variables: libbpf (1.5) creates a memfd for every
- * map at open time and mmaps global data MAP_SHARED, and both fail with
- * ENOSYS in a guest kernel built from tinyconfig (no MEMFD_CREATE, no
- * shmem).
+ *               addition on 0 shows as 3221225472, and as a refcount_t
+ *               warning on the console).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -1,0 +1,76 @@
+//! End to end, two kernels: seed 000's loop case and the watchdog scenario on Linux 6.12.117 and
+//! on the runtime-tracking series (builds both kernels or reuses the cached builds), under TCG in
+//! icount mode. Asserts what the design does with a cancelled program's references.
+
+use bpfh_protocol::Verdict;
+use harness::results::{ProgramResult, RunResult, VariantResult};
+use harness::run::{run_scenario, AccelChoice, Options};
+
+const ECANCELED: i32 = 125;
+const LOOPS: u32 = 8 * 1024 * 1024;
+
+fn run(scenario: &str, results: &std::path::Path) -> RunResult {
+    let opts = Options {
+        accel: AccelChoice::Tcg,
+        mode: None,
+        allow_emulated_wallclock: false,
+        kernel_src: None,
+        cache_dir: None,
+        results_dir: results.to_path_buf(),
+        only: vec!["baseline".into(), "runtime-tracking".into()],
+        boots: None,
+        debug_kernel: false,
+        variants_dir: None,
+        extra_variants: vec![],
+    };
+    let path = harness::guestbuild::repo_root().join("scenarios").join(scenario);
+    let (run, _) = run_scenario(&path, &opts).expect("scenario runs");
+    println!("{}", harness::table::render(&run));
+    for v in &run.variants {
+        assert!(v.complete, "{scenario} {}: guest did not finish: {:?}", v.name, v.failure);
+        assert!(v.kernel_warnings.is_empty(), "{scenario} {}: {:?}", v.name, v.kernel_warnings);
+        for p in &v.programs {
+            let failed: Vec<_> = p.checks.iter().filter(|c| !c.ok).collect();
+            assert!(failed.is_empty(), "{scenario} {} {}: {failed:?}", v.name, p.id);
+        }
+    }
+    run
+}
+
+fn variant<'a>(run: &'a RunResult, name: &str) -> &'a VariantResult {
+    run.variants.iter().find(|v| v.name == name).expect("variant ran")
+}
+
+fn program<'a>(variant: &'a VariantResult, id: &str) -> &'a ProgramResult {
+    variant.programs.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("{}: no program {id}", variant.name))
+}
+
+#[test]
+fn the_watchdog_cancels_long_programs_and_releases_what_they_hold() {
+    let results = tempfile::tempdir().unwrap();
+
+    // Seed 000's loop: the table trace follows the seed's sequence and ends empty.
+    let seed = run("loop.yaml", results.path());
+    let traced = program(variant(&seed, "runtime-tracking"), "seed_loop");
+    let trace = traced.trace.as_ref().expect("trace recorded");
+    assert!(trace.last().is_some_and(|l| l.contains("entries=0")), "{trace:#?}");
+    assert!(traced.load_info.as_ref().is_some_and(|i| i.extra.get("max_acquired_refs") == Some(&2)));
+    assert!(program(variant(&seed, "baseline"), "seed_loop").trace.is_none(), "baseline is not traced");
+
+    let run = run("watchdog.yaml", results.path());
+    let (baseline, tracking) = (variant(&run, "baseline"), variant(&run, "runtime-tracking"));
+    for id in ["held_across_iter", "held_across_bpf_loop", "acquire_in_loop", "obj_new_held", "tc_held_across_iter"] {
+        let base = program(baseline, id);
+        assert_eq!((base.retval, base.run_errno), (Some(LOOPS), None), "baseline {id} runs to its end");
+        let p = program(tracking, id);
+        assert_eq!(p.verdict, Some(Verdict::Accepted), "{id}");
+        assert_eq!(p.run_errno, Some(ECANCELED), "runtime-tracking {id} was not cancelled");
+        let refs = p.task_refs.expect("task references counted");
+        assert_eq!(refs.after, refs.before, "runtime-tracking {id} leaked task references");
+    }
+    let masks = program(tracking, "held_across_iter").cpumasks.expect("cpumasks counted");
+    assert!(masks.acquired > 0 && masks.acquired == masks.released, "{masks:?}");
+    // With the budget unset the watchdog stays out of the way.
+    let free = program(tracking, "held_across_iter_no_budget");
+    assert_eq!((free.retval, free.run_errno), (Some(LOOPS), None));
+}
