@@ -52,6 +52,26 @@ pub struct Options {
     pub extra_variants: Vec<(String, PathBuf)>,
 }
 
+impl Options {
+    /// TCG in icount mode (deterministic counts, no KVM probe), every variant, default cache,
+    /// results under `results_dir`: what the end-to-end tests and a CI job want.
+    pub fn icount(results_dir: PathBuf) -> Options {
+        Options {
+            accel: AccelChoice::Tcg,
+            mode: None,
+            allow_emulated_wallclock: false,
+            kernel_src: None,
+            cache_dir: None,
+            results_dir,
+            only: Vec::new(),
+            boots: None,
+            debug_kernel: false,
+            variants_dir: None,
+            extra_variants: Vec::new(),
+        }
+    }
+}
+
 /// Wallclock samples from one boot share that boot's cache and frequency state; pooling a few
 /// boots puts boot-to-boot variation into the interval.
 pub const DEFAULT_WALLCLOCK_BOOTS: u32 = 3;

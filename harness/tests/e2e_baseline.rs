@@ -3,25 +3,13 @@
 //! Needs the host prerequisites (`cargo run -- doctor`); CI installs them in .ci/run.
 
 use bpfh_protocol::Verdict;
-use harness::run::{run_scenario, AccelChoice, Options};
+use harness::run::{run_scenario, Options};
 use harness::vm::{Accel, Mode};
 
 #[test]
 fn simple_scenario_runs_on_the_baseline_kernel() {
     let results = tempfile::tempdir().unwrap();
-    let opts = Options {
-        accel: AccelChoice::Tcg,
-        mode: None,
-        allow_emulated_wallclock: false,
-        kernel_src: None,
-        cache_dir: None,
-        results_dir: results.path().to_path_buf(),
-        only: vec!["baseline".into()],
-        boots: None,
-        debug_kernel: false,
-        variants_dir: None,
-        extra_variants: vec![],
-    };
+    let opts = Options { only: vec!["baseline".into()], ..Options::icount(results.path().to_path_buf()) };
     let scenario = harness::guestbuild::repo_root().join("scenarios/simple.yaml");
     let (run, stored) = run_scenario(&scenario, &opts).expect("scenario runs");
     println!("{}", harness::table::render(&run));

@@ -338,19 +338,8 @@ fn e2e_debug_kernel_reports_warnings_refcount_and_kasan_unless_allowed() {
          programs:\n  - { object: empty, program: empty_syscall, type: syscall, samples: 1, expect: { retval: 0 } }\n",
     )
     .unwrap();
-    let opts = harness::run::Options {
-        accel: harness::run::AccelChoice::Tcg,
-        mode: None,
-        allow_emulated_wallclock: false,
-        kernel_src: None,
-        cache_dir: None,
-        results_dir: dir.path().join("results"),
-        only: vec![],
-        boots: None,
-        debug_kernel: true,
-        variants_dir: None,
-        extra_variants: vec![],
-    };
+    let opts =
+        harness::run::Options { debug_kernel: true, ..harness::run::Options::icount(dir.path().join("results")) };
     let (run, _) = harness::run::run_scenario(&scenario, &opts).expect("scenario runs");
     let table = harness::table::render(&run);
     println!("{table}");

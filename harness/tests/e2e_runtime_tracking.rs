@@ -4,25 +4,14 @@
 
 use bpfh_protocol::Verdict;
 use harness::results::{ProgramResult, RunResult, VariantResult};
-use harness::run::{run_scenario, AccelChoice, Options};
+use harness::run::{run_scenario, Options};
 
 const ECANCELED: i32 = 125;
 const LOOPS: u32 = 8 * 1024 * 1024;
 
 fn run(scenario: &str, results: &std::path::Path) -> RunResult {
-    let opts = Options {
-        accel: AccelChoice::Tcg,
-        mode: None,
-        allow_emulated_wallclock: false,
-        kernel_src: None,
-        cache_dir: None,
-        results_dir: results.to_path_buf(),
-        only: vec!["baseline".into(), "runtime-tracking".into()],
-        boots: None,
-        debug_kernel: false,
-        variants_dir: None,
-        extra_variants: vec![],
-    };
+    let opts =
+        Options { only: vec!["baseline".into(), "runtime-tracking".into()], ..Options::icount(results.to_path_buf()) };
     let path = harness::guestbuild::repo_root().join("scenarios").join(scenario);
     let (run, _) = run_scenario(&path, &opts).expect("scenario runs");
     println!("{}", harness::table::render(&run));

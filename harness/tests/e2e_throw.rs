@@ -4,7 +4,7 @@
 
 use bpfh_protocol::Verdict;
 use harness::results::{ProgramResult, VariantResult};
-use harness::run::{run_scenario, AccelChoice, Options};
+use harness::run::{run_scenario, Options};
 
 fn program<'a>(variant: &'a VariantResult, id: &str) -> &'a ProgramResult {
     variant.programs.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("{}: no program {id}", variant.name))
@@ -17,19 +17,7 @@ fn rejected_with(p: &ProgramResult, text: &str) -> bool {
 #[test]
 fn bpf_throw_releases_held_references_only_with_the_exception_unwind_series() {
     let results = tempfile::tempdir().unwrap();
-    let opts = Options {
-        accel: AccelChoice::Tcg,
-        mode: None,
-        allow_emulated_wallclock: false,
-        kernel_src: None,
-        cache_dir: None,
-        results_dir: results.path().to_path_buf(),
-        only: vec![],
-        boots: None,
-        debug_kernel: false,
-        variants_dir: None,
-        extra_variants: vec![],
-    };
+    let opts = Options::icount(results.path().to_path_buf());
     let scenario = harness::guestbuild::repo_root().join("scenarios/throw.yaml");
     let (run, _) = run_scenario(&scenario, &opts).expect("scenario runs");
     println!("{}", harness::table::render(&run));

@@ -4,24 +4,12 @@
 //! does not skip, and every skip must say why.
 
 use bpfh_protocol::Verdict;
-use harness::run::{run_scenario, AccelChoice, Options};
+use harness::run::{run_scenario, Options};
 
 #[test]
 fn baseline_passes_every_upstream_program_it_does_not_skip() {
     let results = tempfile::tempdir().unwrap();
-    let opts = Options {
-        accel: AccelChoice::Tcg,
-        mode: None,
-        allow_emulated_wallclock: false,
-        kernel_src: None,
-        cache_dir: None,
-        results_dir: results.path().to_path_buf(),
-        only: vec!["baseline".into()],
-        boots: None,
-        debug_kernel: false,
-        variants_dir: None,
-        extra_variants: vec![],
-    };
+    let opts = Options { only: vec!["baseline".into()], ..Options::icount(results.path().to_path_buf()) };
     let scenario = harness::guestbuild::repo_root().join("scenarios/upstream.yaml");
     let (run, _) = run_scenario(&scenario, &opts).expect("scenario runs");
     println!("{}", harness::table::render(&run));
