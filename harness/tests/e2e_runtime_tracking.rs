@@ -1,5 +1,5 @@
-//! End to end, two kernels: seed 000's loop case and the watchdog scenario on Linux 6.12.117 and
-//! on the runtime-tracking series (builds both kernels or reuses the cached builds), under TCG in
+//! End to end, two kernels: seed 000's three cases, the watchdog and the overhead scenarios on
+//! Linux 6.12.117 and on the runtime-tracking series (builds both kernels or reuses the cached builds), under TCG in
 //! icount mode. Asserts what the design does with a cancelled program's references.
 
 use bpfh_protocol::Verdict;
@@ -38,13 +38,31 @@ fn program<'a>(variant: &'a VariantResult, id: &str) -> &'a ProgramResult {
 fn the_watchdog_cancels_long_programs_and_releases_what_they_hold() {
     let results = tempfile::tempdir().unwrap();
 
-    // Seed 000's loop: the table trace follows the seed's sequence and ends empty.
-    let seed = run("loop.yaml", results.path());
-    let traced = program(variant(&seed, "runtime-tracking"), "seed_loop");
-    let trace = traced.trace.as_ref().expect("trace recorded");
-    assert!(trace.last().is_some_and(|l| l.contains("entries=0")), "{trace:#?}");
-    assert!(traced.load_info.as_ref().is_some_and(|i| i.extra.get("max_acquired_refs") == Some(&2)));
-    assert!(program(variant(&seed, "baseline"), "seed_loop").trace.is_none(), "baseline is not traced");
+    // Seed 000's three cases: each traced run matched the seed's sequence (a check of the
+    // scenario, asserted passed above) and ends with the table empty.
+    for (scenario, id) in [("simple.yaml", "seed_simple"), ("branch.yaml", "seed_branch"), ("loop.yaml", "seed_loop")] {
+        let seed = run(scenario, results.path());
+        let traced = program(variant(&seed, "runtime-tracking"), id);
+        let trace = traced.trace.as_ref().expect("trace recorded");
+        assert!(traced.checks.iter().any(|c| c.what == "trace" && c.ok), "{id}: trace not checked");
+        assert!(trace.last().is_some_and(|l| l.contains("entries=0")), "{trace:#?}");
+        assert!(traced.load_info.as_ref().is_some_and(|i| i.extra.get("max_acquired_refs") == Some(&2)));
+        assert!(program(variant(&seed, "baseline"), id).trace.is_none(), "baseline is not traced");
+    }
+
+    // The overhead figures: every pair count measured on both kernels, tracked and untracked.
+    let overhead = run("overhead.yaml", results.path());
+    for n in [1u64, 2, 8, 32] {
+        for suffix in ["", "_untracked", "_armed"] {
+            let id = format!("hold{n}_tc{suffix}");
+            for v in ["baseline", "runtime-tracking"] {
+                let p = program(variant(&overhead, v), &id);
+                assert!(p.summary.is_some_and(|s| s.median > 0.0), "{v} {id}: no figure");
+            }
+        }
+        let tracked = program(variant(&overhead, "runtime-tracking"), &format!("hold{n}_tc"));
+        assert_eq!(tracked.load_info.as_ref().and_then(|i| i.extra.get("max_acquired_refs")), Some(&n));
+    }
 
     let run = run("watchdog.yaml", results.path());
     let (baseline, tracking) = (variant(&run, "baseline"), variant(&run, "runtime-tracking"));
