@@ -44,7 +44,7 @@ pub fn build_runner() -> anyhow::Result<PathBuf> {
 
 /// libbpf's BPF-side headers (bpf_helpers.h, generated bpf_helper_defs.h, ...) installed from
 /// the kernel tree, once per tree.
-pub(crate) fn libbpf_headers(cache: &Cache, source: &KernelSource) -> anyhow::Result<PathBuf> {
+fn libbpf_headers(cache: &Cache, source: &KernelSource) -> anyhow::Result<PathBuf> {
     let id = format!("{}@{}", source.version, source.path.display());
     let dir = cache.tools().join(format!("libbpf-headers-{}", &hash_parts([("src", id.as_bytes())])[..16]));
     let include = dir.join("include");
@@ -68,7 +68,7 @@ pub(crate) fn libbpf_headers(cache: &Cache, source: &KernelSource) -> anyhow::Re
 
 /// Dumps vmlinux.h from the variant's BTF (Debian's bpftool writes no kfunc prototypes: the
 /// programs declare the kfuncs they use in guest/bpf/kfuncs.h).
-pub(crate) fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow::Result<()> {
+fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow::Result<()> {
     let header = include_dir.join("vmlinux.h");
     if header.is_file() {
         return Ok(());
@@ -89,6 +89,30 @@ pub(crate) fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow
     Ok(())
 }
 
+/// The include directories every BPF object of a variant is compiled with.
+pub(crate) struct BpfIncludes {
+    /// libbpf's BPF-side headers from the kernel tree.
+    pub libbpf: PathBuf,
+    /// Holds the variant's vmlinux.h.
+    pub generated: PathBuf,
+}
+
+/// Installs libbpf's headers and dumps the variant's vmlinux.h (each once, then reused).
+pub(crate) fn bpf_includes(cache: &Cache, source: &KernelSource, kernel: &KernelBuild) -> anyhow::Result<BpfIncludes> {
+    let libbpf = libbpf_headers(cache, source)?;
+    let generated = kernel.objdir.join("bpf").join("include");
+    std::fs::create_dir_all(&generated)?;
+    vmlinux_header(kernel, &generated)?;
+    Ok(BpfIncludes { libbpf, generated })
+}
+
+/// Runs a prepared clang-19 command; `what` says what failed to compile, clang's stderr follows.
+pub(crate) fn run_bpf_clang(cmd: &mut Command, what: impl std::fmt::Display) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| format!("running {BPF_CLANG}"))?;
+    anyhow::ensure!(out.status.success(), "{what}:\n{}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
 /// Compiles `objects` (names of guest/bpf/<name>.bpf.c) for one variant; returns name -> object file.
 pub fn build_bpf_objects(
     cache: &Cache,
@@ -96,38 +120,29 @@ pub fn build_bpf_objects(
     kernel: &KernelBuild,
     objects: &[String],
 ) -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    let libbpf_include = libbpf_headers(cache, source)?;
+    let includes = bpf_includes(cache, source, kernel)?;
     let out_dir = kernel.objdir.join("bpf");
-    let gen_include = out_dir.join("include");
-    std::fs::create_dir_all(&gen_include)?;
-    vmlinux_header(kernel, &gen_include)?;
     let src_dir = bpf_source_dir();
     let mut built = BTreeMap::new();
     for name in objects {
         let src = src_dir.join(format!("{name}.bpf.c"));
         let obj = out_dir.join(format!("{name}.bpf.o"));
         progress::phase(&kernel.variant, &format!("compiling {}", src.display()));
-        let out = Command::new(BPF_CLANG)
-            .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall"])
-            .arg("-I")
-            .arg(&gen_include)
-            .arg("-I")
-            .arg(&libbpf_include)
-            .arg("-I")
-            .arg(&src_dir)
-            .arg("-c")
-            .arg(&src)
-            .arg("-o")
-            .arg(&obj)
-            .output()
-            .with_context(|| format!("running {BPF_CLANG}"))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{} does not compile against {}'s vmlinux.h:\n{}",
-            src.display(),
-            kernel.variant,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_bpf_clang(
+            Command::new(BPF_CLANG)
+                .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall"])
+                .arg("-I")
+                .arg(&includes.generated)
+                .arg("-I")
+                .arg(&includes.libbpf)
+                .arg("-I")
+                .arg(&src_dir)
+                .arg("-c")
+                .arg(&src)
+                .arg("-o")
+                .arg(&obj),
+            format_args!("{} does not compile against {}'s vmlinux.h", src.display(), kernel.variant),
+        )?;
         built.insert(name.clone(), obj);
     }
     Ok(built)

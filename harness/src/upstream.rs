@@ -509,11 +509,8 @@ pub fn compile(
     kernel: &KernelBuild,
     files: &[String],
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let libbpf_include = guestbuild::libbpf_headers(cache, source)?;
+    let includes = guestbuild::bpf_includes(cache, source, kernel)?;
     let out_dir = kernel.objdir.join("bpf").join("upstream");
-    let gen_include = kernel.objdir.join("bpf").join("include");
-    std::fs::create_dir_all(&gen_include)?;
-    guestbuild::vmlinux_header(kernel, &gen_include)?;
     let selftests = kernel.tree.join("tools/testing/selftests/bpf");
     let system = system_includes()?;
     let mut built = Vec::new();
@@ -528,9 +525,9 @@ pub fn compile(
         let mut cmd = Command::new(BPF_CLANG);
         cmd.args(["-g", "-Wall", "-D__TARGET_ARCH_x86", "-mlittle-endian"])
             .arg("-I")
-            .arg(&gen_include)
+            .arg(&includes.generated)
             .arg("-I")
-            .arg(&libbpf_include)
+            .arg(&includes.libbpf)
             .arg("-I")
             .arg(&selftests)
             .arg("-I")
@@ -539,19 +536,11 @@ pub fn compile(
         for dir in &system {
             cmd.arg("-idirafter").arg(dir);
         }
-        let out = cmd
-            .args(["-DENABLE_ATOMICS_TESTS", "-O2", "--target=bpf", "-mcpu=v3", "-c"])
-            .arg(&src)
-            .arg("-o")
-            .arg(&obj)
-            .output()
-            .with_context(|| format!("running {BPF_CLANG}"))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "upstream {file} does not compile against {}'s headers:\n{}",
-            kernel.variant,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cmd.args(["-DENABLE_ATOMICS_TESTS", "-O2", "--target=bpf", "-mcpu=v3", "-c"]).arg(&src).arg("-o").arg(&obj);
+        guestbuild::run_bpf_clang(
+            &mut cmd,
+            format_args!("upstream {file} does not compile against {}'s headers", kernel.variant),
+        )?;
         built.push((object_name(file), obj));
     }
     Ok(built)
