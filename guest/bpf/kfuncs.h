@@ -53,6 +53,24 @@ extern void bpf_obj_drop_impl(void *kptr, void *meta) __ksym;
 /* Exceptions: bpf_throw needs CONFIG_UNWINDER_ORC=y in the guest kernel (x86-64 JIT). */
 extern void bpf_throw(u64 cookie) __ksym;
 
+#ifndef can_loop
+/*
+ * may_goto: true until the kernel's iteration budget for the loop runs out (8M in 6.12), so the
+ * verifier accepts the loop without bounding it; clang >= 19 assembles the mnemonic.
+ */
+#define can_loop                                                     \
+	({                                                           \
+		__label__ l_break, l_continue;                       \
+		bool ret = true;                                     \
+		asm volatile goto("may_goto %l[l_break]" :::: l_break); \
+		goto l_continue;                                     \
+	l_break:                                                     \
+		ret = false;                                         \
+	l_continue:;                                                 \
+		ret;                                                 \
+	})
+#endif
+
 #ifndef __exception_cb
 /* Marks the exception callback of a main program: SEC("tc") __exception_cb(cb) int prog(...) */
 #define __exception_cb(name) __attribute__((btf_decl_tag("exception_callback:" #name)))

@@ -7,10 +7,10 @@
  *
  * Also: a bpf_obj_new/bpf_obj_drop pair
  * (tc) and a bpf_cpumask_create/bpf_cpumask_release pair (syscall only:
- * cpumask kfuncs are not available to tc programs), and two loops of 1000
- * empty iterations (tc), one with bpf_iter_num and one with bpf_loop(), for
- * the cost of the iterator next hook and of the watchdog check in
- * bpf_loop().
+ * cpumask kfuncs are not available to tc programs), and three loops of 1000
+ * empty iterations (tc), with bpf_iter_num, bpf_loop() and may_goto, for
+ * the cost per iteration of the iterator next hook and of the watchdog's
+ * checks.
  *
  * Every reference program returns 0 when all acquisitions succeeded,
  * otherwise the number of failed ones; the loops return their iteration
@@ -110,6 +110,17 @@ SEC("tc")
 int rt_loop1k_tc(struct __sk_buff *skb)
 {
 	return bpf_loop(1000, rt_loop_cb, NULL, 0);
+}
+
+/* A may_goto loop of 1000 iterations: the may_goto count (and a stop check) per iteration */
+SEC("tc")
+int rt_maygoto1k_tc(struct __sk_buff *skb)
+{
+	int n = 0;
+
+	while (n < 1000 && can_loop)
+		n++;
+	return n;
 }
 
 char LICENSE[] SEC("license") = "GPL";

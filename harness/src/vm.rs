@@ -138,8 +138,11 @@ pub fn qemu_args(spec: &BootSpec, records: &Path) -> Vec<String> {
         spec.initrd.display().to_string(),
         "-append".into(),
         // loglevel=7 (no `quiet`): everything from KERN_INFO up reaches the console, where
-        // warnings, lockdep, KASAN and kmemleak reports are looked for.
-        "console=ttyS0 loglevel=7 panic=-1 rdinit=/init".into(),
+        // warnings, lockdep, KASAN and kmemleak reports are looked for. tsc=reliable: QEMU's TSC
+        // needs no clocksource watchdog, and without one the TSC is valid for high-resolution
+        // timers from the start, not only after its ~1 s refinement (a watchdog budget's timer
+        // would otherwise fire at the next 4 ms tick during the first programs).
+        "console=ttyS0 loglevel=7 panic=-1 rdinit=/init tsc=reliable".into(),
         "-serial".into(),
         "stdio".into(),
         "-serial".into(),
