@@ -5,35 +5,16 @@
 //! truncated result, and nothing changed for programs that are not stopped.
 
 use bpfh_protocol::Verdict;
-use harness::results::{ProgramResult, RunResult, VariantResult};
-use harness::run::{run_scenario, Options};
+use harness::results::{RunResult, VariantResult};
+use support::{program, run_clean, variant};
+
+mod support;
 
 const ECANCELED: i32 = 125;
 const LOOPS: u32 = 8 * 1024 * 1024;
 
 fn run(scenario: &str, results: &std::path::Path) -> RunResult {
-    let opts =
-        Options { only: vec!["baseline".into(), "fast-execute".into()], ..Options::icount(results.to_path_buf()) };
-    let path = harness::guestbuild::repo_root().join("scenarios").join(scenario);
-    let (run, _) = run_scenario(&path, &opts).expect("scenario runs");
-    println!("{}", harness::table::render(&run));
-    for v in &run.variants {
-        assert!(v.complete, "{scenario} {}: guest did not finish: {:?}", v.name, v.failure);
-        assert!(v.kernel_warnings.is_empty(), "{scenario} {}: {:?}", v.name, v.kernel_warnings);
-        for p in &v.programs {
-            let failed: Vec<_> = p.checks.iter().filter(|c| !c.ok).collect();
-            assert!(failed.is_empty(), "{scenario} {} {}: {failed:?}", v.name, p.id);
-        }
-    }
-    run
-}
-
-fn variant<'a>(run: &'a RunResult, name: &str) -> &'a VariantResult {
-    run.variants.iter().find(|v| v.name == name).expect("variant ran")
-}
-
-fn program<'a>(variant: &'a VariantResult, id: &str) -> &'a ProgramResult {
-    variant.programs.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("{}: no program {id}", variant.name))
+    run_clean(scenario, &["baseline", "fast-execute"], results)
 }
 
 fn median(variant: &VariantResult, id: &str) -> f64 {
@@ -44,8 +25,8 @@ fn median(variant: &VariantResult, id: &str) -> f64 {
 fn a_stopped_program_finishes_on_its_own_paths_and_releases_what_it_holds() {
     let results = tempfile::tempdir().unwrap();
 
-    let run = run("watchdog.yaml", results.path());
-    let (baseline, fast) = (variant(&run, "baseline"), variant(&run, "fast-execute"));
+    let watchdog = run("watchdog.yaml", results.path());
+    let (baseline, fast) = (variant(&watchdog, "baseline"), variant(&watchdog, "fast-execute"));
     for id in [
         "held_across_iter",
         "held_across_bpf_loop",

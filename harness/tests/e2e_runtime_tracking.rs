@@ -3,35 +3,16 @@
 //! icount mode. Asserts what the design does with a cancelled program's references.
 
 use bpfh_protocol::Verdict;
-use harness::results::{ProgramResult, RunResult, VariantResult};
-use harness::run::{run_scenario, Options};
+use harness::results::RunResult;
+use support::{program, run_clean, variant};
+
+mod support;
 
 const ECANCELED: i32 = 125;
 const LOOPS: u32 = 8 * 1024 * 1024;
 
 fn run(scenario: &str, results: &std::path::Path) -> RunResult {
-    let opts =
-        Options { only: vec!["baseline".into(), "runtime-tracking".into()], ..Options::icount(results.to_path_buf()) };
-    let path = harness::guestbuild::repo_root().join("scenarios").join(scenario);
-    let (run, _) = run_scenario(&path, &opts).expect("scenario runs");
-    println!("{}", harness::table::render(&run));
-    for v in &run.variants {
-        assert!(v.complete, "{scenario} {}: guest did not finish: {:?}", v.name, v.failure);
-        assert!(v.kernel_warnings.is_empty(), "{scenario} {}: {:?}", v.name, v.kernel_warnings);
-        for p in &v.programs {
-            let failed: Vec<_> = p.checks.iter().filter(|c| !c.ok).collect();
-            assert!(failed.is_empty(), "{scenario} {} {}: {failed:?}", v.name, p.id);
-        }
-    }
-    run
-}
-
-fn variant<'a>(run: &'a RunResult, name: &str) -> &'a VariantResult {
-    run.variants.iter().find(|v| v.name == name).expect("variant ran")
-}
-
-fn program<'a>(variant: &'a VariantResult, id: &str) -> &'a ProgramResult {
-    variant.programs.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("{}: no program {id}", variant.name))
+    run_clean(scenario, &["baseline", "runtime-tracking"], results)
 }
 
 #[test]
@@ -39,7 +20,7 @@ fn the_watchdog_cancels_long_programs_and_releases_what_they_hold() {
     let results = tempfile::tempdir().unwrap();
 
     // Seed 000's three cases: each traced run matched the seed's sequence (a check of the
-    // scenario, asserted passed above) and ends with the table empty.
+    // scenario, asserted passed by run_clean) and ends with the table empty.
     for (scenario, id) in [("simple.yaml", "seed_simple"), ("branch.yaml", "seed_branch"), ("loop.yaml", "seed_loop")] {
         let seed = run(scenario, results.path());
         let traced = program(variant(&seed, "runtime-tracking"), id);
