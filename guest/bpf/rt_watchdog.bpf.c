@@ -11,6 +11,8 @@
  *   rt_wd_iter: tasks pid 1 and 2 and a cpumask held across a bpf_iter_num
  *               loop of RT_WD_LOOPS iterations;
  *   rt_wd_loop: the same held across bpf_loop(RT_WD_LOOPS, ...);
+ *   rt_wd_may_goto: the same held across a may_goto loop (can_loop), which
+ *               ends after RT_WD_LOOPS iterations too;
  *   rt_wd_acq:  a bpf_iter_num loop that takes and drops pid 1 in each
  *               iteration while holding pid 2 (after a cancellation the
  *               acquisition returns NULL: bpf_ref_acquire ... refused);
@@ -62,8 +64,36 @@ static __always_inline int spin_iter(void)
 	return n;
 }
 
-SEC("syscall")
-int rt_wd_iter(void *ctx)
+static int rt_wd_cb(__u32 i, void *data)
+{
+	struct rt_wd_loop_ctx *lc = data;
+
+	lc->n++;
+	return 0;
+}
+
+static __always_inline int spin_bpf_loop(void)
+{
+	struct rt_wd_loop_ctx lc = {};
+
+	bpf_loop(RT_WD_LOOPS, rt_wd_cb, &lc, 0);
+	return lc.n;
+}
+
+static __always_inline int spin_may_goto(void)
+{
+	int n = 0;
+
+	while (can_loop)
+		n++;
+	return n;
+}
+
+/*
+ * Tasks pid 1 and 2 and a cpumask held across spin(), inlined with it: its
+ * iteration count, or -1 when a task cannot be taken.
+ */
+static __always_inline int hold_across(int (*spin)(void))
 {
 	struct task_struct *t1, *t2;
 	struct bpf_cpumask *m;
@@ -79,7 +109,7 @@ int rt_wd_iter(void *ctx)
 	}
 	m = bpf_cpumask_create();
 
-	n = spin_iter();
+	n = spin();
 
 	if (m)
 		bpf_cpumask_release(m);
@@ -88,38 +118,22 @@ int rt_wd_iter(void *ctx)
 	return n;
 }
 
-static int rt_wd_cb(__u32 i, void *data)
+SEC("syscall")
+int rt_wd_iter(void *ctx)
 {
-	struct rt_wd_loop_ctx *lc = data;
-
-	lc->n++;
-	return 0;
+	return hold_across(spin_iter);
 }
 
 SEC("syscall")
 int rt_wd_loop(void *ctx)
 {
-	struct rt_wd_loop_ctx lc = {};
-	struct task_struct *t1, *t2;
-	struct bpf_cpumask *m;
+	return hold_across(spin_bpf_loop);
+}
 
-	t1 = bpf_task_from_pid(1);
-	if (!t1)
-		return -1;
-	t2 = bpf_task_from_pid(2);
-	if (!t2) {
-		bpf_task_release(t1);
-		return -1;
-	}
-	m = bpf_cpumask_create();
-
-	bpf_loop(RT_WD_LOOPS, rt_wd_cb, &lc, 0);
-
-	if (m)
-		bpf_cpumask_release(m);
-	bpf_task_release(t2);
-	bpf_task_release(t1);
-	return lc.n;
+SEC("syscall")
+int rt_wd_may_goto(void *ctx)
+{
+	return hold_across(spin_may_goto);
 }
 
 SEC("syscall")

@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Programs for the stop contract (kernel.bpf_watchdog_budget_ns) that every design must handle,
+ * A program for the stop contract (kernel.bpf_watchdog_budget_ns) that every design must handle,
  * beside rt_watchdog.bpf.c's:
  *
- *   held_across_may_goto: tasks pid 1 and 2 and a cpumask held across a may_goto loop
- *       (can_loop) of up to 8M iterations; returns the iterations run;
  *   side_effect_after_loop: counts to STOP_LOOPS with bpf_iter_num, then writes into a map value
  *       it looked up before the loop whether the count was complete (1) or
  *       truncated (COUNT_TRUNCATED, 2); returns what the previous run wrote there (0: nothing).
@@ -26,33 +24,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } stop_result SEC(".maps");
-
-SEC("syscall")
-int held_across_may_goto(void *ctx)
-{
-	struct task_struct *t1, *t2;
-	struct bpf_cpumask *m;
-	int n = 0;
-
-	t1 = bpf_task_from_pid(1);
-	if (!t1)
-		return -1;
-	t2 = bpf_task_from_pid(2);
-	if (!t2) {
-		bpf_task_release(t1);
-		return -1;
-	}
-	m = bpf_cpumask_create();
-
-	while (can_loop)
-		n++;
-
-	if (m)
-		bpf_cpumask_release(m);
-	bpf_task_release(t2);
-	bpf_task_release(t1);
-	return n;
-}
 
 SEC("syscall")
 int side_effect_after_loop(void *ctx)
