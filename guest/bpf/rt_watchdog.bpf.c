@@ -37,12 +37,6 @@
 /* BPF_MAX_LOOPS: the most bpf_loop() and bpf_iter_num allow */
 #define RT_WD_LOOPS (8 * 1024 * 1024)
 
-
-struct rt_wd_held {
-	struct task_struct *t1;
-	struct task_struct *t2;
-};
-
 struct rt_wd_obj {
 	__u64 value;
 	__u64 pad;

@@ -1,29 +1,22 @@
-//! The harness library: one module per pipeline stage, each with a small typed interface.
+//! The harness library. A folder per stage of the pipeline, each with a small typed interface:
 //!
-//! source -> patch -> configure -> build -> guest image -> boot -> run -> results
-//! (`source`, `patch`/`variant`, `kconfig`, `kbuild`, `guestbuild`/`image`, `vm`, `run`, `results`/`table`)
+//! scenario -> kernel (source, patch, configure, build) -> guest (objects, plan, image) ->
+//! vm (boot) -> verdict -> results -> report / compare
+//!
+//! `pipeline` only sequences the stages; `events` carries what they report to whoever listens.
 
-pub mod cache;
 pub mod compare;
-pub mod console;
-pub mod fsutil;
-pub mod guestbuild;
-pub mod image;
-pub mod kbuild;
-pub mod kconfig;
-pub mod merge;
-pub mod metrics;
-pub mod patch;
-pub mod prereq;
-pub mod progress;
+pub mod events;
+pub mod guest;
+pub mod host;
+pub mod kernel;
+pub mod pipeline;
 pub mod report;
 pub mod results;
-pub mod run;
 pub mod scenario;
-pub mod source;
-pub mod stats;
-pub mod store;
-pub mod table;
-pub mod upstream;
-pub mod variant;
+pub mod selftests;
+pub mod verdict;
 pub mod vm;
+
+#[cfg(test)]
+mod testing;

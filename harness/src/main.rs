@@ -1,7 +1,11 @@
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use harness::compare::format::Format;
-use harness::run::{AccelChoice, Options};
-use harness::vm::Mode;
+use harness::events::{JsonLines, Sink, Terminal};
+use harness::host::{fsutil, prereq, repo};
+use harness::pipeline::{self, Options};
+use harness::report;
+use harness::results::{merge, store};
+use harness::vm::accel::{AccelChoice, Mode};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,6 +67,10 @@ enum Command {
         /// files (optionally with a variant.yaml) or an mbox (repeatable).
         #[arg(long = "variant", value_name = "NAME=PATH", value_parser = parse_variant)]
         variant: Vec<(String, PathBuf)>,
+        /// How progress is reported on standard error: lines for people, or one JSON object per
+        /// event for CI logs and tools.
+        #[arg(long, value_enum, default_value = "terminal")]
+        progress: Progress,
     },
     /// Compare stored runs and gate on them: exit 1 when a metric rises beyond the scenario's
     /// threshold or a correctness outcome changes, 2 when the runs cannot be read.
@@ -95,6 +103,12 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Progress {
+    Terminal,
+    Json,
+}
+
 fn parse_variant(arg: &str) -> Result<(String, PathBuf), String> {
     match arg.split_once('=') {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
@@ -103,7 +117,7 @@ fn parse_variant(arg: &str) -> Result<(String, PathBuf), String> {
 }
 
 fn results_root(given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(|| harness::guestbuild::repo_root().join("results"))
+    given.unwrap_or_else(repo::results_dir)
 }
 
 fn main() -> ExitCode {
@@ -122,7 +136,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor { kernel_src } => {
-            let ok = harness::prereq::doctor(kernel_src.is_none());
+            let (report, ok) = prereq::doctor(kernel_src.is_none());
+            print!("{report}");
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Scenario {
@@ -138,7 +153,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             debug_kernel,
             variants_dir,
             variant,
+            progress,
         } => {
+            let sink: Box<dyn Sink> = match progress {
+                Progress::Terminal => Box::new(Terminal),
+                Progress::Json => Box::new(JsonLines::new(std::io::stderr())),
+            };
             let opts = Options {
                 accel,
                 mode,
@@ -154,9 +174,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let mut passed = true;
             for file in &files {
-                match harness::run::run_scenario(file, &opts) {
+                match pipeline::run_scenario(sink.as_ref(), file, &opts) {
                     Ok((result, path)) => {
-                        println!("{}", harness::table::render(&result));
+                        println!("{}", report::text::render(&result));
                         println!("results: {}", path.display());
                         if !result.complete() {
                             eprintln!(
@@ -177,30 +197,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Compare { old, new, format } => {
-            let comparison = harness::compare::compare(&harness::store::latest(&old)?, &harness::store::latest(&new)?);
+            let comparison = harness::compare::compare(&store::latest(&old)?, &store::latest(&new)?);
             print!("{}", harness::compare::format::render(&comparison, format));
             Ok(if comparison.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         Command::Report { results_dir: dir, out } => {
             let dir = results_root(dir);
             let out = out.unwrap_or_else(|| dir.join("report.html"));
-            let runs = harness::store::list(&dir)?;
-            harness::fsutil::write_atomic(&out, harness::report::render(&runs).as_bytes())?;
+            let runs = store::list(&dir)?;
+            fsutil::write_atomic(&out, report::html::render(&runs).as_bytes())?;
             println!("report: {} ({} runs)", out.display(), runs.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge { shards, results_dir: dir } => {
             let mut runs = Vec::new();
             for path in &shards {
-                runs.extend(if path.is_dir() {
-                    harness::store::list(path)?
-                } else {
-                    vec![harness::store::load(path)?]
-                });
+                runs.extend(if path.is_dir() { store::list(path)? } else { vec![store::load(path)?] });
             }
             let dir = results_root(dir);
-            for run in harness::merge::merge(&runs)? {
-                let path = run.store(&dir, &harness::merge::stamp(&run)?)?;
+            for run in merge::merge(&runs)? {
+                let path = store::write(&run, &dir)?;
                 let names: Vec<&str> = run.variants.iter().map(|v| v.name.as_str()).collect();
                 println!("merged {} ({}): {}", run.scenario.name, names.join(", "), path.display());
             }

@@ -2,17 +2,15 @@
 //! under TCG in icount mode, runs scenarios/simple.yaml and checks what came back.
 //! Needs the host prerequisites (`cargo run -- doctor`); CI installs them in .ci/run.
 
+mod support;
+
 use bpfh_protocol::Verdict;
-use harness::run::{run_scenario, Options};
-use harness::vm::{Accel, Mode};
+use harness::vm::accel::{Accel, Mode};
 
 #[test]
 fn simple_scenario_runs_on_the_baseline_kernel() {
     let results = tempfile::tempdir().unwrap();
-    let opts = Options { only: vec!["baseline".into()], ..Options::icount(results.path().to_path_buf()) };
-    let scenario = harness::guestbuild::repo_root().join("scenarios/simple.yaml");
-    let (run, stored) = run_scenario(&scenario, &opts).expect("scenario runs");
-    println!("{}", harness::table::render(&run));
+    let (run, stored) = support::run("simple.yaml", &support::icount(&["baseline"], results.path()));
 
     assert_eq!(run.provenance.accel, Accel::Tcg);
     assert_eq!(run.provenance.mode, Mode::Icount);
@@ -44,8 +42,8 @@ fn simple_scenario_runs_on_the_baseline_kernel() {
     assert!(cost("task_ref_tc") > cost("empty_tc"), "taking a reference must cost instructions");
     assert!(cost("task_ref_syscall") > cost("empty_syscall"));
 
-    let stored: harness::results::RunResult = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
-    assert_eq!(stored.schema_version, harness::results::SCHEMA_VERSION);
+    let stored: harness::results::schema::RunResult = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(stored.schema_version, harness::results::schema::SCHEMA_VERSION);
     assert!(stored.provenance.measurement.starts_with("icount"));
     assert!(baseline.console_log.is_file());
 }

@@ -5,7 +5,7 @@
 //! truncated result, and nothing changed for programs that are not stopped.
 
 use bpfh_protocol::Verdict;
-use harness::results::{RunResult, VariantResult};
+use harness::results::schema::{RunResult, VariantResult};
 use support::{program, run_clean, variant};
 
 mod support;

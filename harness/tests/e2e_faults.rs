@@ -3,9 +3,12 @@
 //! test says what the harness must do about it. They use the baseline kernel (built once, or
 //! reused from the cache) and the harness binary itself, so exit codes and messages are real.
 
-use harness::cache::Cache;
-use harness::results::RunResult;
-use harness::vm::{self, Accel, BootSpec, GuestFailure, Mode};
+use harness::events::{Collect, Terminal};
+use harness::host::cache::Cache;
+use harness::host::repo;
+use harness::results::schema::RunResult;
+use harness::vm::accel::{Accel, Mode};
+use harness::vm::qemu::{self as vm, BootSpec, GuestFailure};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -15,16 +18,15 @@ use std::time::Duration;
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
 
-fn repo() -> PathBuf {
-    harness::guestbuild::repo_root()
-}
-
 /// A variants directory with the real baseline and `broken`, whose one patch does not apply.
 fn variants_with_a_broken_one(dir: &Path) -> PathBuf {
     let variants = dir.join("variants");
     std::fs::create_dir_all(variants.join("baseline")).unwrap();
-    std::fs::copy(repo().join("kernel-config/variants/baseline/variant.yaml"), variants.join("baseline/variant.yaml"))
-        .unwrap();
+    std::fs::copy(
+        repo::root().join("kernel-config/variants/baseline/variant.yaml"),
+        variants.join("baseline/variant.yaml"),
+    )
+    .unwrap();
     std::fs::create_dir_all(variants.join("broken")).unwrap();
     std::fs::write(variants.join("broken/variant.yaml"), "description: a series that does not apply\n").unwrap();
     std::fs::write(
@@ -174,13 +176,16 @@ fn spinning_init() -> Vec<u8> {
 #[test]
 fn e2e_kernel_panic_and_silent_guest_stop_qemu_and_keep_the_console() {
     let cache = Cache::resolve(None).unwrap();
-    let source = harness::source::prepare(&cache, None).unwrap();
-    let baseline = harness::variant::Variant::load(&repo().join("kernel-config/variants/baseline")).unwrap();
-    let kernel = harness::kbuild::build(&cache, &source, &baseline, &harness::run::base_fragment(), None).unwrap();
+    let source = harness::kernel::source::prepare(&Collect::default(), &cache, None).unwrap();
+    let baseline =
+        harness::kernel::variant::Variant::load(&repo::root().join("kernel-config/variants/baseline")).unwrap();
+    let kernel = harness::kernel::build::build(&Terminal, &cache, &source, &baseline, &repo::base_fragment(), None)
+        .unwrap()
+        .kernel;
     let dir = tempfile::tempdir().unwrap();
     let boot = |name: &str, init: Option<Vec<u8>>, boot_timeout: u64| {
         let initrd = dir.path().join(format!("{name}.cpio"));
-        let mut image = harness::image::Initramfs::new();
+        let mut image = harness::guest::initramfs::Initramfs::new();
         image.add_char_dev("dev/console", 0o600, 5, 1);
         if let Some(init) = init {
             image.add_file("init", 0o755, init);
@@ -277,7 +282,7 @@ fn e2e_interrupted_build_is_never_reused_and_concurrent_runs_wait_for_the_lock()
     // The pristine source comes from the shared cache (extracted once); trees and builds go to
     // a fresh cache on the same file system (trees are hard-linked copies).
     let shared = Cache::resolve(None).unwrap();
-    let source = harness::source::prepare(&shared, None).unwrap();
+    let source = harness::kernel::source::prepare(&Collect::default(), &shared, None).unwrap();
     let cache = tempfile::tempdir_in(shared.root()).unwrap();
     let scenario = cache.path().join("s.yaml");
     std::fs::write(
@@ -338,10 +343,12 @@ fn e2e_debug_kernel_reports_warnings_refcount_and_kasan_unless_allowed() {
          programs:\n  - { object: empty, program: empty_syscall, type: syscall, samples: 1, expect: { retval: 0 } }\n",
     )
     .unwrap();
-    let opts =
-        harness::run::Options { debug_kernel: true, ..harness::run::Options::icount(dir.path().join("results")) };
-    let (run, _) = harness::run::run_scenario(&scenario, &opts).expect("scenario runs");
-    let table = harness::table::render(&run);
+    let opts = harness::pipeline::Options {
+        debug_kernel: true,
+        ..harness::pipeline::Options::icount(dir.path().join("results"))
+    };
+    let (run, _) = harness::pipeline::run_scenario(&Terminal, &scenario, &opts).expect("scenario runs");
+    let table = harness::report::text::render(&run);
     println!("{table}");
     let baseline = &run.variants[0];
     assert!(baseline.complete, "the runner survives a WARN and a KASAN report: {:?}", baseline.failure);

@@ -3,7 +3,7 @@
 //! icount mode. Asserts what the design does with a cancelled program's references.
 
 use bpfh_protocol::Verdict;
-use harness::results::RunResult;
+use harness::results::schema::RunResult;
 use support::{program, run_clean, variant};
 
 mod support;

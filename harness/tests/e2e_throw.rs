@@ -2,13 +2,11 @@
 //! series (builds both kernels or reuses the cached builds), under TCG in icount mode.
 //! Asserts what each design does with references held at a throw, not what it costs.
 
-use bpfh_protocol::Verdict;
-use harness::results::{ProgramResult, VariantResult};
-use harness::run::{run_scenario, Options};
+mod support;
 
-fn program<'a>(variant: &'a VariantResult, id: &str) -> &'a ProgramResult {
-    variant.programs.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("{}: no program {id}", variant.name))
-}
+use bpfh_protocol::Verdict;
+use harness::results::schema::ProgramResult;
+use support::program;
 
 fn rejected_with(p: &ProgramResult, text: &str) -> bool {
     matches!(&p.verdict, Some(Verdict::Rejected { log, .. }) if log.contains(text))
@@ -17,10 +15,7 @@ fn rejected_with(p: &ProgramResult, text: &str) -> bool {
 #[test]
 fn bpf_throw_releases_held_references_only_with_the_exception_unwind_series() {
     let results = tempfile::tempdir().unwrap();
-    let opts = Options::icount(results.path().to_path_buf());
-    let scenario = harness::guestbuild::repo_root().join("scenarios/throw.yaml");
-    let (run, _) = run_scenario(&scenario, &opts).expect("scenario runs");
-    println!("{}", harness::table::render(&run));
+    let (run, _) = support::run("throw.yaml", &support::icount(&[], results.path()));
 
     let variant = |name: &str| run.variants.iter().find(|v| v.name == name).expect("variant ran");
     let (baseline, unwind) = (variant("baseline"), variant("exception-unwind"));

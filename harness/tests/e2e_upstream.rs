@@ -3,16 +3,14 @@
 //! checks them as upstream's test_loader.c does. Linux as released must pass every program it
 //! does not skip, and every skip must say why.
 
+mod support;
+
 use bpfh_protocol::Verdict;
-use harness::run::{run_scenario, Options};
 
 #[test]
 fn baseline_passes_every_upstream_program_it_does_not_skip() {
     let results = tempfile::tempdir().unwrap();
-    let opts = Options { only: vec!["baseline".into()], ..Options::icount(results.path().to_path_buf()) };
-    let scenario = harness::guestbuild::repo_root().join("scenarios/upstream.yaml");
-    let (run, _) = run_scenario(&scenario, &opts).expect("scenario runs");
-    println!("{}", harness::table::render(&run));
+    let (run, _) = support::run("upstream.yaml", &support::icount(&["baseline"], results.path()));
 
     let baseline = &run.variants[0];
     assert_eq!(baseline.name, "baseline");

@@ -2,8 +2,8 @@
 //! DOM Chromium built (not merely in the text we wrote): side by side, against held
 //! references, and history.
 
-use harness::results::{RunResult, Summary};
-use harness::store::StoredRun;
+use harness::results::schema::{RunResult, Summary};
+use harness::results::store::StoredRun;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -64,7 +64,7 @@ fn report_renders_its_charts_in_headless_chromium() {
     };
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
-    std::fs::write(&page, harness::report::render(&runs())).unwrap();
+    std::fs::write(&page, harness::report::html::render(&runs())).unwrap();
     let out = Command::new(&chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
         .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))

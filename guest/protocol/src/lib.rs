@@ -15,9 +15,12 @@ pub const BPF_DIR: &str = "/bpf";
 /// The guest device of the results channel (QEMU's second serial port).
 pub const RESULTS_DEVICE: &str = "/dev/ttyS1";
 /// The object and program the runner uses to count pid 1's task references (see
-/// [`ProgramPlan::count_task_refs`]).
+/// [`Measure::count_task_refs`]).
 pub const PROBES_OBJECT: &str = "probes.bpf.o";
 pub const TASK_REFS_PROBE: &str = "task_rcu_users";
+/// The version of this contract, which the runner reports in [`Record::Hello`]: the host checks
+/// it, so a runner built from another checkout is noticed instead of misread.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Marks a record line; anything else on the channel is a protocol error.
 pub const RECORD_PREFIX: &str = "@bpfh1 ";
 
@@ -61,6 +64,11 @@ pub struct InfoField {
 /// test_loader.c's input size for a test run (tc programs see a packet this long).
 pub const TEST_DATA_LEN: usize = 64;
 
+/// The tc test packet's length range: an Ethernet header at least, at most the default packet
+/// (an IPv4/UDP frame with payload).
+pub const MIN_PACKET_BYTES: usize = 14;
+pub const MAX_PACKET_BYTES: usize = 64;
+
 /// The largest `struct bpf_prog_info` the runner asks the kernel for: room for fields a patched
 /// kernel appends (the kernel accepts a longer buffer as long as the tail is zero).
 pub const MAX_PROG_INFO_BYTES: u32 = 512;
@@ -94,7 +102,7 @@ impl ProgType {
     }
 }
 
-/// One program to load and, if it loads, run.
+/// One program to load and what to do with it once loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramPlan {
@@ -105,6 +113,27 @@ pub struct ProgramPlan {
     /// Program (function) name inside the object.
     pub program: String,
     pub prog_type: ProgType,
+    pub action: Action,
+}
+
+/// What the runner does with a program the verifier accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Nothing: the verdict is what counts (a program expected to be rejected, or one whose type
+    /// the runner cannot run).
+    Load,
+    /// Run once as upstream's selftest loader (test_loader.c) does for `__retval`: a tc program
+    /// on [`TEST_DATA_LEN`] zero bytes, a syscall program without context; no warm-up run.
+    TestLoaderRun,
+    /// A warm-up run, an optional traced run, then `samples` timed runs.
+    Measure(Measure),
+}
+
+/// How a program is measured, and what is counted around its runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
     /// Test runs per sample (tc only; syscall programs always run once per sample).
     pub repeat: u32,
     /// Length of the tc test packet (14 to 64 bytes; default 64, an IPv4/UDP frame).
@@ -112,13 +141,6 @@ pub struct ProgramPlan {
     pub packet_bytes: Option<u32>,
     /// Number of samples to take.
     pub samples: u32,
-    /// Load only: do not run (for programs expected to be rejected or not runnable).
-    #[serde(default)]
-    pub load_only: bool,
-    /// Run once as upstream's selftest loader (test_loader.c) does for `__retval`: a tc program
-    /// on [`TEST_DATA_LEN`] zero bytes, a syscall program without context; no warm-up run.
-    #[serde(default)]
-    pub test_loader_run: bool,
     /// Read pid 1's task reference count (`rcu_users`) before the first run and after the last,
     /// and report both: a program that leaks task references leaves it higher.
     #[serde(default)]
@@ -184,7 +206,7 @@ pub struct LoadInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
-    /// The runner started; sent first.
+    /// The runner started; sent first. `runner_version` is the runner's [`VERSION`].
     Hello { kernel_release: String, runner_version: String },
     /// The verifier's verdict on a program.
     Loaded {
@@ -215,7 +237,7 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "is_zero")]
         failed_runs: u32,
     },
-    /// The tracefs lines recorded during one run ([`ProgramPlan::trace_events`]).
+    /// The tracefs lines recorded during one run ([`Measure::trace_events`]).
     Trace { id: String, lines: Vec<String> },
     /// pid 1's task reference count around a program's runs (warm-up run included).
     TaskRefs { id: String, before: i64, after: i64 },

@@ -40,6 +40,20 @@ pub fn capture_libbpf_output() {
     libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
 }
 
+/// Which program of which object to load, and the type it must have.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub object: &'a str,
+    pub program: &'a str,
+    pub prog_type: ProgType,
+}
+
+impl<'a> From<&'a ProgramPlan> for Target<'a> {
+    fn from(plan: &'a ProgramPlan) -> Target<'a> {
+        Target { object: &plan.object, program: &plan.program, prog_type: plan.prog_type }
+    }
+}
+
 /// A loaded object with the one program the plan asked for.
 pub struct Loaded {
     /// An fentry program's attachment (fields drop in order: detached before it is closed).
@@ -70,17 +84,17 @@ pub enum Outcome {
 /// libbpf's message when a tracing program's attach target is not in the kernel's BTF.
 const NO_ATTACH_TARGET: &str = "failed to find kernel BTF type ID of";
 
-/// Opens `BPF_DIR/<object>`, loads only `plan.program` and reports the verifier's verdict.
+/// Opens `BPF_DIR/<object>`, loads only `target.program` and reports the verifier's verdict.
 /// Errors are failures that are not a verdict: missing file or program, wrong type, libbpf
 /// failing before the kernel saw the program (e.g. an unknown kfunc).
 ///
 /// The load asks for the verifier's statistics only (`log_level` 4), which cost nothing
 /// measurable; a rejected program is loaded once more with `log_level` 1 for the full log.
-pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
-    let (open, rc, output, prog_type) = open_and_load(plan, BPF_LOG_STATS)?;
+pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
+    let (open, rc, output, prog_type) = open_and_load(target, BPF_LOG_STATS)?;
     if rc < 0 {
         let errno = -rc;
-        if plan.prog_type == ProgType::Any {
+        if target.prog_type == ProgType::Any {
             if let Some(reason) = unloadable_here(prog_type, &output) {
                 return Ok(Outcome::Skipped(reason));
             }
@@ -93,7 +107,7 @@ pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
             );
         }
         drop(open);
-        let (_, rc, full, _) = open_and_load(plan, BPF_LOG_LEVEL1)?;
+        let (_, rc, full, _) = open_and_load(target, BPF_LOG_LEVEL1)?;
         let output = if rc < 0 { full } else { output };
         let log = verifier_log(&output).unwrap_or(&output);
         return Ok(Outcome::Rejected { errno, log: keep_tail(log, MAX_LOG_BYTES) });
@@ -102,18 +116,18 @@ pub fn load(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<Outcome> {
     let object = unsafe { Object::from_ptr(open.take_ptr()) };
     let fd = object
         .progs()
-        .find(|prog| prog.name() == plan.program.as_str())
+        .find(|prog| prog.name() == target.program)
         .map(|prog| prog.as_fd().as_raw_fd())
-        .ok_or_else(|| anyhow!("program {} missing after loading", plan.program))?;
+        .ok_or_else(|| anyhow!("program {} missing after loading", target.program))?;
     // A tracing program runs only through its trampoline: the test run calls the hooked function.
-    let link = match plan.prog_type {
+    let link = match target.prog_type {
         ProgType::Fentry => Some(
             object
                 .progs_mut()
-                .find(|prog| prog.name() == plan.program.as_str())
-                .ok_or_else(|| anyhow!("program {} missing after loading", plan.program))?
+                .find(|prog| prog.name() == target.program)
+                .ok_or_else(|| anyhow!("program {} missing after loading", target.program))?
                 .attach()
-                .with_context(|| format!("attaching {}", plan.program))?,
+                .with_context(|| format!("attaching {}", target.program))?,
         ),
         ProgType::Tc | ProgType::Syscall | ProgType::Any => None,
     };
@@ -146,11 +160,11 @@ fn unloadable_here(prog_type: ProgramType, output: &str) -> Option<String> {
     Some(format!("attach target not in this kernel's BTF: {}", line.trim()))
 }
 
-/// Opens the object, keeps only `plan.program` loadable and loads it with `log_level`.
+/// Opens the object, keeps only `target.program` loadable and loads it with `log_level`.
 /// Returns the object (loaded when rc >= 0), libbpf's return code, what libbpf printed and the
 /// program's type.
-fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32, String, ProgramType)> {
-    let path = Path::new(BPF_DIR).join(&plan.object);
+fn open_and_load(target: Target<'_>, log_level: u32) -> Result<(OpenObject, i32, String, ProgramType)> {
+    let path = Path::new(BPF_DIR).join(target.object);
     let _ = take_libbpf_output();
     let mut open = ObjectBuilder::default()
         .open_file(&path)
@@ -160,7 +174,7 @@ fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32,
     let mut found = None;
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        let wanted = name == plan.program;
+        let wanted = name == target.program;
         prog.set_autoload(wanted);
         if wanted {
             prog.set_log_level(log_level);
@@ -169,9 +183,9 @@ fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32,
         names.push(name);
     }
     let Some(prog_type) = found else {
-        bail!("no program {:?} in {} (it has: {})", plan.program, plan.object, names.join(", "));
+        bail!("no program {:?} in {} (it has: {})", target.program, target.object, names.join(", "));
     };
-    let expected = match plan.prog_type {
+    let expected = match target.prog_type {
         ProgType::Tc => ProgramType::SchedCls,
         ProgType::Syscall => ProgramType::Syscall,
         ProgType::Fentry => ProgramType::Tracing,
@@ -180,8 +194,8 @@ fn open_and_load(plan: &ProgramPlan, log_level: u32) -> Result<(OpenObject, i32,
     if prog_type != expected {
         bail!(
             "program {} has type {prog_type:?}, the plan says {} ({expected:?})",
-            plan.program,
-            plan.prog_type.as_str()
+            target.program,
+            target.prog_type.as_str()
         );
     }
 

@@ -15,7 +15,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use bpfh_protocol::{InfoField, Plan, ProgramPlan, Record, Verdict, PLAN_PATH, RESULTS_DEVICE};
+use bpfh_protocol::{Action, InfoField, Plan, ProgramPlan, Record, Verdict, PLAN_PATH, RESULTS_DEVICE};
 
 use crate::io::say;
 
@@ -49,7 +49,7 @@ fn init() -> bool {
     if let Err(err) = io::open_results(RESULTS_DEVICE) {
         say(&format!("{err:#}"));
     }
-    io::send(&Record::Hello { kernel_release: io::kernel_release(), runner_version: env!("CARGO_PKG_VERSION").into() });
+    io::send(&Record::Hello { kernel_release: io::kernel_release(), runner_version: bpfh_protocol::VERSION.into() });
     for message in mount_errors {
         global_error(message);
     }
@@ -113,7 +113,7 @@ fn read_plan() -> Result<Plan> {
 
 /// Load, report the verdict, run if asked, report the runs.
 fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
-    let loaded = match load::load(plan, info_fields)? {
+    let loaded = match load::load(plan.into(), info_fields)? {
         load::Outcome::Rejected { errno, log } => {
             let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
             say(&format!("{}: rejected, errno {errno}: {last}", plan.id));
@@ -133,14 +133,21 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
         plan.id, info.verified_insns, info.xlated_len, info.jited_len
     ));
     io::send(&Record::Loaded { id: plan.id.clone(), verdict: Verdict::Accepted, info: Some(info.clone()) });
-    if plan.load_only {
-        return Ok(());
-    }
+    let measure = match &plan.action {
+        Action::Load => return Ok(()),
+        Action::TestLoaderRun => {
+            let one = run::test_loader_run(loaded.fd(), plan.prog_type)?;
+            say(&format!("{}: ran once as test_loader does: retval {}", plan.id, one.retval));
+            io::send(&one.record(&plan.id));
+            return Ok(());
+        }
+        Action::Measure(measure) => measure,
+    };
 
-    let task_refs = plan.count_task_refs.then(probe::TaskRefs::load).transpose()?;
+    let task_refs = measure.count_task_refs.then(probe::TaskRefs::load).transpose()?;
     let refs_before = task_refs.as_ref().map(probe::TaskRefs::read).transpose()?;
-    let sysctls = knobs::Sysctls::apply(&plan.sysctls)?;
-    let runs = run::run(loaded.fd(), plan)?;
+    let sysctls = knobs::Sysctls::apply(&measure.sysctls)?;
+    let runs = run::measure(loaded.fd(), plan.prog_type, measure)?;
     drop(sysctls);
     if let (Some(probe), Some(before)) = (&task_refs, refs_before) {
         let after = probe.read()?;
@@ -150,7 +157,7 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
     say(&format!(
         "{}: ran {} x {}: retval {}{}, ns/run {:?}{}",
         plan.id,
-        plan.samples,
+        measure.samples,
         runs.repeat,
         runs.retval,
         if runs.retval_mismatch { " (MISMATCH)" } else { "" },
@@ -165,18 +172,9 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
         say(&format!("{}: cpumask references taken {}, dropped {}", plan.id, count.acquired, count.released));
         io::send(&Record::Cpumasks { id: plan.id.clone(), count });
     }
-    if let Some(lines) = runs.trace {
-        io::send(&Record::Trace { id: plan.id.clone(), lines });
+    if let Some(lines) = &runs.trace {
+        io::send(&Record::Trace { id: plan.id.clone(), lines: lines.clone() });
     }
-    io::send(&Record::Ran {
-        id: plan.id.clone(),
-        retval: runs.retval,
-        retval_mismatch: runs.retval_mismatch,
-        timing: runs.timing,
-        repeat: runs.repeat,
-        samples: runs.samples,
-        run_errno: runs.run_errno,
-        failed_runs: runs.failed_runs,
-    });
+    io::send(&runs.record(&plan.id));
     Ok(())
 }

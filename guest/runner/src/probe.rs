@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use bpfh_protocol::{ObjectCount, ProgType, ProgramPlan, BPF_DIR, PROBES_OBJECT, TASK_REFS_PROBE};
+use bpfh_protocol::{ObjectCount, ProgType, BPF_DIR, PROBES_OBJECT, TASK_REFS_PROBE};
 use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder};
 
-use crate::load::{self, Loaded, Outcome};
+use crate::load::{self, Loaded, Outcome, Target};
 use crate::run;
 
 /// pid 1's task reference count, read by a syscall program (guest/bpf/probes.bpf.c).
@@ -16,22 +16,8 @@ pub struct TaskRefs {
 
 impl TaskRefs {
     pub fn load() -> Result<TaskRefs> {
-        let plan = ProgramPlan {
-            id: "task reference probe".into(),
-            object: PROBES_OBJECT.into(),
-            program: TASK_REFS_PROBE.into(),
-            prog_type: ProgType::Syscall,
-            repeat: 1,
-            packet_bytes: None,
-            samples: 1,
-            load_only: false,
-            test_loader_run: false,
-            count_task_refs: false,
-            count_cpumasks: false,
-            sysctls: Default::default(),
-            trace_events: Vec::new(),
-        };
-        match load::load(&plan, &[])? {
+        let target = Target { object: PROBES_OBJECT, program: TASK_REFS_PROBE, prog_type: ProgType::Syscall };
+        match load::load(target, &[])? {
             Outcome::Accepted(loaded) => Ok(TaskRefs { loaded }),
             Outcome::Rejected { errno, log } => bail!("the task reference probe was rejected (errno {errno}):\n{log}"),
             Outcome::Skipped(reason) => bail!("the task reference probe was not loaded: {reason}"),

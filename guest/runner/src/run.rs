@@ -11,7 +11,9 @@
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::{bail, ensure, Context, Result};
-use bpfh_protocol::{ObjectCount, ProgType, ProgramPlan, Timing, TEST_DATA_LEN};
+use bpfh_protocol::{
+    Measure, ObjectCount, ProgType, Record, Timing, MAX_PACKET_BYTES, MIN_PACKET_BYTES, TEST_DATA_LEN,
+};
 
 use crate::knobs;
 use crate::load::prog_info;
@@ -34,6 +36,22 @@ pub struct Runs {
     pub cpumasks: Option<ObjectCount>,
 }
 
+impl Runs {
+    /// The `Ran` record of program `id`.
+    pub fn record(&self, id: &str) -> Record {
+        Record::Ran {
+            id: id.into(),
+            retval: self.retval,
+            retval_mismatch: self.retval_mismatch,
+            timing: self.timing,
+            repeat: self.repeat,
+            samples: self.samples.clone(),
+            run_errno: self.run_errno,
+            failed_runs: self.failed_runs,
+        }
+    }
+}
+
 /// One `BPF_PROG_TEST_RUN`: what the kernel answered.
 struct TestRun {
     retval: u32,
@@ -42,42 +60,52 @@ struct TestRun {
     errno: Option<i32>,
 }
 
-pub fn run(fd: BorrowedFd<'_>, plan: &ProgramPlan) -> Result<Runs> {
-    ensure!(plan.samples > 0, "the plan asks for 0 samples");
-    let (timing, repeat) = match plan.prog_type {
-        // The kernel runs a tc program at least once, whatever `repeat` says.
-        ProgType::Tc => (Timing::TestRunDuration, plan.repeat.max(1)),
-        ProgType::Syscall | ProgType::Fentry => (Timing::BpfStats, 1),
+/// How a program of this type is timed; a program of type any is never run.
+fn runner_for(prog_type: ProgType) -> Result<Timing> {
+    match prog_type {
+        ProgType::Tc => Ok(Timing::TestRunDuration),
+        ProgType::Syscall | ProgType::Fentry => Ok(Timing::BpfStats),
         ProgType::Any => bail!("a program of type any is loaded only, never run"),
-    };
-    // test_loader.c runs tc programs on TEST_DATA_LEN zero bytes (its __retval values, such as
-    // TEST_DATA_LEN itself, assume that input).
-    let packet = match plan.test_loader_run {
-        true => vec![0; TEST_DATA_LEN],
-        false => test_packet(plan.packet_bytes.map_or(DEFAULT_PACKET_BYTES, |n| n as usize)),
-    };
-    let run_once = |repeat| match plan.prog_type {
-        ProgType::Tc => run_tc(fd, &packet, repeat),
-        ProgType::Syscall | ProgType::Fentry | ProgType::Any => run_once_timed_by_stats(fd),
-    };
-    if plan.test_loader_run {
-        // One run and no warm-up, as upstream: a stateful program's __retval describes its
-        // first run.
-        let one = run_once(1).context("test run")?;
-        let mut failures = Failures::default();
-        failures.note(&one);
-        return Ok(Runs {
-            retval: one.retval,
-            retval_mismatch: false,
-            timing,
-            repeat: 1,
-            samples: one.ns.into_iter().collect(),
-            run_errno: failures.errno,
-            failed_runs: failures.count,
-            trace: None,
-            cpumasks: None,
-        });
     }
+}
+
+fn run_once(fd: BorrowedFd<'_>, prog_type: ProgType, packet: &[u8], repeat: u32) -> Result<TestRun> {
+    match prog_type {
+        ProgType::Tc => run_tc(fd, packet, repeat),
+        ProgType::Syscall | ProgType::Fentry | ProgType::Any => run_once_timed_by_stats(fd),
+    }
+}
+
+/// One run and no warm-up, as upstream's test_loader runs a `__retval` program: a stateful
+/// program's `__retval` describes its first run. A tc program runs on [`TEST_DATA_LEN`] zero
+/// bytes (its `__retval` values, such as TEST_DATA_LEN itself, assume that input).
+pub fn test_loader_run(fd: BorrowedFd<'_>, prog_type: ProgType) -> Result<Runs> {
+    let timing = runner_for(prog_type)?;
+    let one = run_once(fd, prog_type, &[0; TEST_DATA_LEN], 1).context("test run")?;
+    let mut failures = Failures::default();
+    failures.note(&one);
+    Ok(Runs {
+        retval: one.retval,
+        retval_mismatch: false,
+        timing,
+        repeat: 1,
+        samples: one.ns.into_iter().collect(),
+        run_errno: failures.errno,
+        failed_runs: failures.count,
+        trace: None,
+        cpumasks: None,
+    })
+}
+
+/// A warm-up run (with the cpumask counters attached, when asked), a traced run (when asked),
+/// then the samples.
+pub fn measure(fd: BorrowedFd<'_>, prog_type: ProgType, plan: &Measure) -> Result<Runs> {
+    ensure!(plan.samples > 0, "the plan asks for 0 samples");
+    let timing = runner_for(prog_type)?;
+    // The kernel runs a tc program at least once, whatever `repeat` says.
+    let repeat = if prog_type == ProgType::Tc { plan.repeat.max(1) } else { 1 };
+    let packet = test_packet(plan.packet_bytes.map_or(MAX_PACKET_BYTES, |n| n as usize));
+    let run_once = |repeat| run_once(fd, prog_type, &packet, repeat);
     let mut failures = Failures::default();
     // One unrecorded run first: the first call of some kfuncs pays one-off costs (a cold
     // allocator cache, say) that would otherwise show in the first sample only.
@@ -187,16 +215,14 @@ fn aggregate_retvals(retvals: &[u32]) -> (u32, bool) {
     (last, retvals.iter().any(|&r| r != last))
 }
 
-/// Length of the default test packet.
-pub const DEFAULT_PACKET_BYTES: usize = 64;
 /// Ethernet + IPv4 + UDP headers: shorter packets cannot be IPv4/UDP.
 const IPV4_UDP_HEADERS: usize = 14 + 20 + 8;
 
-/// The tc test packet, `len` bytes (14 to 64). From 42 bytes on: Ethernet (14) + IPv4 (20, valid
+/// The tc test packet, `len` bytes ([`MIN_PACKET_BYTES`] to [`MAX_PACKET_BYTES`]). From 42 bytes on: Ethernet (14) + IPv4 (20, valid
 /// checksum) + UDP (8, no checksum) + payload, 10.0.0.1:12345 -> 10.0.0.2:8080. Shorter: an
 /// Ethernet frame with EtherType 0, which the kernel passes on without looking into it.
 pub fn test_packet(len: usize) -> Vec<u8> {
-    assert!((14..=DEFAULT_PACKET_BYTES).contains(&len), "packet length {len} out of range");
+    assert!((MIN_PACKET_BYTES..=MAX_PACKET_BYTES).contains(&len), "packet length {len} out of range");
     let mut p = vec![0u8; len];
     p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]); // destination MAC
     p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]); // source MAC
@@ -249,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_packet_is_a_well_formed_ipv4_udp_frame() {
-        let p = test_packet(DEFAULT_PACKET_BYTES);
+        let p = test_packet(MAX_PACKET_BYTES);
         assert_eq!(p.len(), 64);
         assert_eq!(&p[12..14], &[0x08, 0x00]);
         // A header with its checksum in place sums to zero.

@@ -3,9 +3,11 @@
 //! JSON (every metric of the new run, for trend dashboards).
 
 use super::{Comparison, MetricChange, ScenarioComparison, Status};
-use crate::metrics;
-use crate::table::{exact_delta, num, render_rows};
-use crate::vm::Mode;
+use crate::report::cells::{exact_delta, num, render_rows, xml_escape};
+use crate::results::metrics;
+use crate::scenario::metric::{self, RUN};
+use crate::verdict::outcome::Outcome;
+use crate::vm::accel::Mode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -56,10 +58,10 @@ fn change_text(m: &MetricChange) -> String {
 }
 
 fn metric_label(m: &MetricChange, unit: &str) -> String {
-    if m.metric == metrics::RUN {
+    if m.metric == RUN {
         format!("run ({unit})")
     } else {
-        metrics::label(&m.metric)
+        metric::label(&m.metric)
     }
 }
 
@@ -194,23 +196,6 @@ fn markdown(c: &Comparison) -> String {
     out
 }
 
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters, even escaped.
-            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// One test case per program and variant (and per variant's kernel), failing when the new run
 /// missed an expectation or the outcome changed; plus one per scenario for the metric thresholds.
 fn junit(c: &Comparison) -> String {
@@ -293,17 +278,6 @@ struct BenchmarkEntry {
     extra: String,
 }
 
-fn metric_unit(key: &str, run_unit: &str) -> String {
-    match key {
-        metrics::RUN => run_unit.into(),
-        "verified_insns" => "insns".into(),
-        "total_states" | "peak_states" | "max_states_per_insn" => "states".into(),
-        "verification_time_us" => "us".into(),
-        "xlated_len" | "jited_len" => "bytes".into(),
-        _ => "count".into(),
-    }
-}
-
 /// Every metric of every program on every variant of the new runs, named
 /// `<scenario>/<program>/<variant>/<metric>` (the dashboard groups by `/`).
 fn benchmark_json(c: &Comparison) -> String {
@@ -314,21 +288,21 @@ fn benchmark_json(c: &Comparison) -> String {
         for v in &run.variants {
             for prog in &v.programs {
                 for (key, value) in metrics::values(prog) {
-                    let range = (key == metrics::RUN && p.mode == Mode::Wallclock)
-                        .then(|| crate::stats::estimate(&prog.samples))
+                    let range = (key == RUN && p.mode == Mode::Wallclock)
+                        .then(|| crate::results::stats::estimate(&prog.samples))
                         .flatten()
                         .map(|e| format!("± {}", num(((e.ci.hi - e.ci.lo) / 2.0).round())));
                     entries.push(BenchmarkEntry {
                         name: format!("{}/{}/{}/{key}", s.scenario, prog.id, v.name),
-                        unit: metric_unit(&key, &p.unit),
+                        unit: metric::unit(&key, &p.unit),
                         value,
                         range,
                         extra: format!(
                             "{:?}/{:?}; {}; harness {}",
                             p.accel,
                             p.mode,
-                            metrics::Outcome::of(prog).short(),
-                            &p.harness_commit[..p.harness_commit.len().min(12)]
+                            Outcome::of(prog).short(),
+                            &p.short_commit()
                         ),
                     });
                 }

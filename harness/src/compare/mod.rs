@@ -5,12 +5,14 @@
 
 pub mod format;
 
-use crate::metrics::{self, Outcome};
-use crate::results::{ProgramResult, RunResult, VariantResult};
+use crate::results::metrics;
+use crate::results::schema::{distinct_programs, ProgramResult, RunResult, VariantResult};
+use crate::results::stats;
+use crate::results::store::StoredRun;
+use crate::scenario::metric::RUN;
 use crate::scenario::Threshold;
-use crate::stats;
-use crate::store::StoredRun;
-use crate::vm::Mode;
+use crate::verdict::outcome::{variant_health, Outcome};
+use crate::vm::accel::Mode;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -148,7 +150,7 @@ fn compare_scenario(old: Option<&StoredRun>, new: &StoredRun) -> ScenarioCompari
             continue;
         };
         for np in &nv.programs {
-            if let Some(op) = ov.programs.iter().find(|p| p.id == np.id) {
+            if let Some(op) = ov.program(&np.id) {
                 cmp.metrics.extend(metric_changes(&nv.name, op, np, n.provenance.mode, &n.scenario.thresholds));
             }
         }
@@ -170,7 +172,7 @@ fn metric_changes(
             let (_, old_value) = old_values.iter().find(|(k, _)| *k == key)?;
             let threshold = thresholds.get(&key).copied();
             // Only the run cost has samples; a load-time clock is one reading per boot.
-            let p = (mode == Mode::Wallclock && key == metrics::RUN)
+            let p = (mode == Mode::Wallclock && key == RUN)
                 .then(|| stats::difference(&old.samples, &new.samples).map(|d| d.p))
                 .flatten();
             let status = status(*old_value, new_value, threshold, p);
@@ -219,7 +221,7 @@ fn outcome_rows(old: Option<&RunResult>, new: &RunResult) -> Vec<OutcomeRow> {
     }
     for name in names {
         let (ov, nv) = (find_variant(old, &name), find_variant(Some(new), &name));
-        let health = |v: &VariantResult| metrics::variant_health(v);
+        let health = |v: &VariantResult| variant_health(v);
         rows.push(OutcomeRow {
             variant: name.clone(),
             program: "(kernel)".into(),
@@ -228,15 +230,10 @@ fn outcome_rows(old: Option<&RunResult>, new: &RunResult) -> Vec<OutcomeRow> {
             passed: nv.as_ref().is_some_and(|v| health(v) == "ok"),
             detail: nv.as_ref().map(variant_detail).unwrap_or_else(|| "missing from the new run".into()),
         });
-        let mut ids: Vec<String> = nv.iter().flat_map(|v| &v.programs).map(|p| p.id.clone()).collect();
-        for p in ov.iter().flat_map(|v| &v.programs) {
-            if !ids.contains(&p.id) {
-                ids.push(p.id.clone());
-            }
-        }
+        let programs = nv.iter().chain(ov.iter()).flat_map(|v| &v.programs);
+        let ids: Vec<String> = distinct_programs(programs).into_iter().map(|p| p.id.clone()).collect();
         for id in ids {
-            let prog =
-                |v: &Option<VariantResult>| v.as_ref().and_then(|v| v.programs.iter().find(|p| p.id == id).cloned());
+            let prog = |v: &Option<VariantResult>| v.as_ref().and_then(|v| v.program(&id).cloned());
             let (op, np) = (prog(&ov), prog(&nv));
             rows.push(OutcomeRow {
                 variant: name.clone(),
@@ -270,38 +267,8 @@ fn variant_detail(v: &VariantResult) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::results::Summary;
-    use crate::table::tests::{fixture, two_variants};
-
-    pub(crate) fn stored(run: RunResult, name: &str) -> StoredRun {
-        StoredRun { path: PathBuf::from(format!("results/simple/{name}.json")), run }
-    }
-
-    /// The old run: both variants correct and without warnings; thresholds on run and insns.
-    pub(crate) fn old_run() -> RunResult {
-        let mut old = two_variants();
-        let base = old.variants[0].clone();
-        let patched = &mut old.variants[1];
-        patched.kernel_warnings.clear();
-        patched.programs = base.programs.clone();
-        for p in &mut patched.programs {
-            if p.id == "task_ref_tc" {
-                p.samples = vec![320; 5];
-                p.summary = Summary::of(&p.samples);
-            }
-        }
-        old.scenario.thresholds.insert("run".into(), Threshold { relative: Some(0.02), absolute: None });
-        old.scenario.thresholds.insert("verified_insns".into(), Threshold { relative: None, absolute: Some(0.0) });
-        old
-    }
-
-    /// The new run: the patched variant's task_ref_tc costs 330 (+3.1%, beyond 2%) and
-    /// processes 2 more instructions; its syscall program is now rejected, its kernel warns.
-    pub(crate) fn new_run() -> RunResult {
-        let mut new = two_variants();
-        new.scenario.thresholds = old_run().scenario.thresholds;
-        new
-    }
+    use crate::results::schema::Summary;
+    use crate::testing::{fixture, new_run, old_run, stored};
 
     pub(crate) fn comparison() -> Comparison {
         compare(&[stored(old_run(), "20260101T000000Z-aaaa")], &[stored(new_run(), "20260102T000000Z-bbbb")])

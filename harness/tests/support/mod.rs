@@ -2,16 +2,30 @@
 //! insist that every guest finished, no kernel warning appeared and every check passed; then
 //! find a variant's and a program's results by name.
 
-use harness::results::{ProgramResult, RunResult, VariantResult};
-use harness::run::{run_scenario, Options};
-use std::path::Path;
+#![allow(dead_code)] // each test crate uses some of these
+
+use harness::events::Terminal;
+use harness::host::repo;
+use harness::pipeline::{run_scenario, Options};
+use harness::results::schema::{ProgramResult, RunResult, VariantResult};
+use std::path::{Path, PathBuf};
+
+/// Runs a shipped scenario (`scenarios/<scenario>`), prints its table; returns the run and where
+/// it was stored.
+pub fn run(scenario: &str, opts: &Options) -> (RunResult, PathBuf) {
+    let path = repo::scenarios_dir().join(scenario);
+    let (run, stored) = run_scenario(&Terminal, &path, opts).expect("scenario runs");
+    println!("{}", harness::report::text::render(&run));
+    (run, stored)
+}
+
+/// Icount options for `variants` (all of the scenario's when empty), results under `results`.
+pub fn icount(variants: &[&str], results: &Path) -> Options {
+    Options { only: variants.iter().map(|v| v.to_string()).collect(), ..Options::icount(results.to_path_buf()) }
+}
 
 pub fn run_clean(scenario: &str, variants: &[&str], results: &Path) -> RunResult {
-    let opts =
-        Options { only: variants.iter().map(|v| v.to_string()).collect(), ..Options::icount(results.to_path_buf()) };
-    let path = harness::guestbuild::repo_root().join("scenarios").join(scenario);
-    let (run, _) = run_scenario(&path, &opts).expect("scenario runs");
-    println!("{}", harness::table::render(&run));
+    let (run, _) = run(scenario, &icount(variants, results));
     for v in &run.variants {
         assert!(v.complete, "{scenario} {}: guest did not finish: {:?}", v.name, v.failure);
         assert!(v.kernel_warnings.is_empty(), "{scenario} {}: {:?}", v.name, v.kernel_warnings);
@@ -28,5 +42,5 @@ pub fn variant<'a>(run: &'a RunResult, name: &str) -> &'a VariantResult {
 }
 
 pub fn program<'a>(variant: &'a VariantResult, id: &str) -> &'a ProgramResult {
-    variant.programs.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("{}: no program {id}", variant.name))
+    variant.program(id).unwrap_or_else(|| panic!("{}: no program {id}", variant.name))
 }

@@ -1,0 +1,114 @@
+//! What the guest gets: the static runner, the BPF objects built against the variant's BTF
+//! (`objects`), the plan of what to do with each subject, and the initramfs that carries them
+//! (`initramfs`). [`prepare`] makes a variant's [`GuestImage`], kernel included.
+
+pub mod initramfs;
+pub mod objects;
+
+use crate::events::Sink;
+use crate::host::cache::Cache;
+use crate::kernel::build::{self, KernelBuild};
+use crate::kernel::source::KernelSource;
+use crate::kernel::variant::Variant;
+use crate::scenario::Scenario;
+use crate::selftests::annotations::{cases, check_differences, object_name};
+use crate::selftests::object::programs;
+use crate::verdict::subject::{self, Subject};
+use bpfh_protocol::{Plan, BPF_DIR, PLAN_PATH};
+use initramfs::Initramfs;
+use std::path::{Path, PathBuf};
+
+/// A variant ready to boot: its kernel, the image for the scenario, an image that only proves
+/// the guest boots (the KVM probe), and the subjects the image's plan names.
+#[derive(Debug, Clone)]
+pub struct GuestImage {
+    pub variant: Variant,
+    pub kernel: KernelBuild,
+    pub initrd: PathBuf,
+    pub probe_initrd: PathBuf,
+    pub subjects: Vec<Subject>,
+}
+
+/// Where making a guest image failed, with why; stored as the variant's `not run` failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("kernel: {0:#}")]
+    Kernel(anyhow::Error),
+    #[error("BPF objects: {0:#}")]
+    Objects(anyhow::Error),
+    #[error("upstream selftests: {0:#}")]
+    Selftests(anyhow::Error),
+    #[error("image: {0:#}")]
+    Image(anyhow::Error),
+}
+
+/// What every variant's image is made from.
+pub struct Inputs<'a> {
+    pub cache: &'a Cache,
+    pub source: &'a KernelSource,
+    pub base_fragment: &'a Path,
+    pub debug_fragment: Option<&'a Path>,
+    pub runner: &'a Path,
+    pub scenario: &'a Scenario,
+}
+
+/// Builds the variant's kernel, its BPF objects, the scenario's upstream selftest objects, and
+/// the images. The build directory stays locked until the images are written.
+pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<GuestImage, BuildError> {
+    let locked = build::build(sink, inputs.cache, inputs.source, variant, inputs.base_fragment, inputs.debug_fragment)
+        .map_err(BuildError::Kernel)?;
+    let kernel = &locked.kernel;
+    let mut subjects = subject::of_scenario(inputs.scenario);
+    let mut objects =
+        objects::build_bpf_objects(sink, inputs.cache, inputs.source, kernel, &subject::bpf_objects(&subjects))
+            .map_err(BuildError::Objects)?;
+    let mut selftests = || -> anyhow::Result<Vec<Subject>> {
+        let mut all = Vec::new();
+        let files = &inputs.scenario.upstream;
+        for (file, (name, object)) in
+            files.iter().zip(objects::compile_selftests(sink, inputs.cache, inputs.source, kernel, files)?)
+        {
+            debug_assert_eq!(name, object_name(file));
+            all.extend(cases(file, &programs(&object)?));
+            objects.push((name, object));
+        }
+        check_differences(&variant.name, &variant.upstream_differences, &all)?;
+        Ok(subject::of_selftests(all, &variant.upstream_differences))
+    };
+    subjects.extend(selftests().map_err(BuildError::Selftests)?);
+
+    let plan = Plan {
+        scenario: inputs.scenario.name.clone(),
+        variant: variant.name.clone(),
+        probe_only: false,
+        info_fields: variant.prog_info.clone(),
+        provoke: inputs.scenario.provoke.clone(),
+        programs: subjects.iter().filter_map(|s| s.plan(&variant.name)).collect(),
+    };
+    let run_dir = kernel.objdir.join("run");
+    let initrd = run_dir.join(format!("{}.cpio", inputs.scenario.name));
+    let probe_initrd = run_dir.join("kvm-probe.cpio");
+    let probe =
+        Plan { scenario: "kvm-probe".into(), probe_only: true, programs: vec![], provoke: vec![], ..plan.clone() };
+    write_image(&initrd, inputs.runner, &objects, &plan)
+        .and_then(|()| write_image(&probe_initrd, inputs.runner, &[], &probe))
+        .map_err(BuildError::Image)?;
+    Ok(GuestImage { variant: variant.clone(), kernel: kernel.clone(), initrd, probe_initrd, subjects })
+}
+
+/// The runner as /init, the BPF objects (guest file name, host path) and the plan.
+fn write_image(path: &Path, runner: &Path, objects: &[(String, PathBuf)], plan: &Plan) -> anyhow::Result<()> {
+    let mut image = Initramfs::new();
+    image.add_file("init", 0o755, std::fs::read(runner)?);
+    image.add_char_dev("dev/console", 0o600, 5, 1);
+    for dir in ["proc", "sys"] {
+        image.add_dir(dir, 0o755);
+    }
+    let bpf_dir = BPF_DIR.trim_start_matches('/');
+    for (name, obj) in objects {
+        image.add_file(&format!("{bpf_dir}/{name}"), 0o644, std::fs::read(obj)?);
+    }
+    image.add_file(PLAN_PATH.trim_start_matches('/'), 0o644, serde_json::to_vec_pretty(plan)?);
+    image.write(path)?;
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Guest objects: the static guest runner and the BPF objects, compiled against the variant's
+//! own BTF (vmlinux.h) and the kernel tree's own libbpf headers.
+
+use crate::events::Sink;
+use crate::host::cache::Cache;
+use crate::host::command::run_logged;
+use crate::host::fsutil::{hash_parts, write_atomic};
+use crate::host::repo;
+use crate::kernel::build::KernelBuild;
+use crate::kernel::source::KernelSource;
+use crate::selftests::annotations::object_name;
+use crate::selftests::PROGS_DIR;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
+pub const BPF_CLANG: &str = "clang-19";
+
+/// Builds the guest runner as a fully static binary (it is the guest's /init).
+pub fn build_runner(sink: &dyn Sink) -> anyhow::Result<PathBuf> {
+    let root = repo::root();
+    let target_dir = root.join("target/guest");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--locked", "-p", "bpfh-guest-runner", "--target", GUEST_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("LIBBPF_SYS_LIBRARY_PATH", "/usr/lib/x86_64-linux-gnu");
+    run_logged(sink, "guest", "building the static guest runner", &mut cmd, &target_dir.join("build.log"))?;
+    let runner = target_dir.join(GUEST_TARGET).join("release/bpfh-guest-runner");
+    anyhow::ensure!(runner.is_file(), "guest runner not found at {} after the build", runner.display());
+    Ok(runner)
+}
+
+/// libbpf's BPF-side headers (bpf_helpers.h, generated bpf_helper_defs.h, ...) installed from
+/// the kernel tree, once per tree.
+fn libbpf_headers(sink: &dyn Sink, cache: &Cache, source: &KernelSource) -> anyhow::Result<PathBuf> {
+    let id = format!("{}@{}", source.version, source.path.display());
+    let dir = cache.tools().join(format!("libbpf-headers-{}", &hash_parts([("src", id.as_bytes())])[..16]));
+    let include = dir.join("include");
+    if include.join("bpf/bpf_helper_defs.h").is_file() {
+        return Ok(include);
+    }
+    let staging = dir.join(format!("staging-{}", std::process::id()));
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(source.path.join("tools/lib/bpf"))
+        .arg(format!("OUTPUT={}/", staging.join("out").display()))
+        .arg(format!("DESTDIR={}", staging.join("dest").display()))
+        .arg("prefix=")
+        .arg("install_headers");
+    std::fs::create_dir_all(staging.join("out"))?;
+    run_logged(sink, "guest", "installing libbpf headers from the kernel tree", &mut make, &dir.join("install.log"))?;
+    std::fs::rename(staging.join("dest/include"), &include).context("moving libbpf headers into place")?;
+    std::fs::remove_dir_all(&staging)?;
+    Ok(include)
+}
+
+/// Dumps vmlinux.h from the variant's BTF (Debian's bpftool writes no kfunc prototypes: the
+/// programs declare the kfuncs they use in guest/bpf/kfuncs.h).
+fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow::Result<()> {
+    let header = include_dir.join("vmlinux.h");
+    if header.is_file() {
+        return Ok(());
+    }
+    let out = Command::new("bpftool")
+        .args(["btf", "dump", "file"])
+        .arg(&kernel.vmlinux)
+        .args(["format", "c"])
+        .output()
+        .context("running bpftool")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "bpftool btf dump file {} failed: {}",
+        kernel.vmlinux.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write_atomic(&header, &out.stdout)?;
+    Ok(())
+}
+
+/// The include directories every BPF object of a variant is compiled with.
+struct BpfIncludes {
+    /// libbpf's BPF-side headers from the kernel tree.
+    pub libbpf: PathBuf,
+    /// Holds the variant's vmlinux.h.
+    pub generated: PathBuf,
+}
+
+/// Installs libbpf's headers and dumps the variant's vmlinux.h (each once, then reused).
+fn bpf_includes(
+    sink: &dyn Sink,
+    cache: &Cache,
+    source: &KernelSource,
+    kernel: &KernelBuild,
+) -> anyhow::Result<BpfIncludes> {
+    let libbpf = libbpf_headers(sink, cache, source)?;
+    let generated = kernel.objdir.join("bpf").join("include");
+    std::fs::create_dir_all(&generated)?;
+    vmlinux_header(kernel, &generated)?;
+    Ok(BpfIncludes { libbpf, generated })
+}
+
+/// Runs a prepared clang-19 command; `what` says what failed to compile, clang's stderr follows.
+fn run_bpf_clang(cmd: &mut Command, what: impl std::fmt::Display) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| format!("running {BPF_CLANG}"))?;
+    anyhow::ensure!(out.status.success(), "{what}:\n{}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// Compiles `objects` (names of guest/bpf/<name>.bpf.c) for one variant; returns each object's
+/// file name in the guest (`<name>.bpf.o`) and its path.
+pub fn build_bpf_objects(
+    sink: &dyn Sink,
+    cache: &Cache,
+    source: &KernelSource,
+    kernel: &KernelBuild,
+    objects: &[String],
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let includes = bpf_includes(sink, cache, source, kernel)?;
+    let out_dir = kernel.objdir.join("bpf");
+    let src_dir = repo::bpf_source_dir();
+    let mut built = Vec::new();
+    for name in objects {
+        let src = src_dir.join(format!("{name}.bpf.c"));
+        let obj = out_dir.join(format!("{name}.bpf.o"));
+        sink.phase(&kernel.variant, &format!("compiling {}", src.display()));
+        run_bpf_clang(
+            Command::new(BPF_CLANG)
+                .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall"])
+                .arg("-I")
+                .arg(&includes.generated)
+                .arg("-I")
+                .arg(&includes.libbpf)
+                .arg("-I")
+                .arg(&src_dir)
+                .arg("-c")
+                .arg(&src)
+                .arg("-o")
+                .arg(&obj),
+            format_args!("{} does not compile against {}'s vmlinux.h", src.display(), kernel.variant),
+        )?;
+        built.push((format!("{name}.bpf.o"), obj));
+    }
+    Ok(built)
+}
+
+/// The host compiler's system include directories, passed as `-idirafter` (the selftests
+/// Makefile's `get_sys_includes`: BPF programs include a few libc headers).
+fn system_includes() -> anyhow::Result<Vec<String>> {
+    let out = Command::new(BPF_CLANG)
+        .args(["-v", "-E", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {BPF_CLANG} -v -E -"))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let mut dirs = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("#include <...> search starts here:") {
+            inside = true;
+        } else if line.starts_with("End of search list.") {
+            break;
+        } else if inside {
+            dirs.push(line.trim().to_string());
+        }
+    }
+    anyhow::ensure!(!dirs.is_empty(), "{BPF_CLANG} -v -E - listed no system include directories");
+    Ok(dirs)
+}
+
+/// Compiles the selftest `files` from the variant's tree, as the selftests Makefile compiles
+/// them for test_progs; returns object name -> path.
+pub fn compile_selftests(
+    sink: &dyn Sink,
+    cache: &Cache,
+    source: &KernelSource,
+    kernel: &KernelBuild,
+    files: &[String],
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let includes = bpf_includes(sink, cache, source, kernel)?;
+    let out_dir = kernel.objdir.join("bpf").join("upstream");
+    let selftests = kernel.tree.join("tools/testing/selftests/bpf");
+    let system = system_includes()?;
+    let mut built = Vec::new();
+    for file in files {
+        let src = kernel.tree.join(PROGS_DIR).join(file);
+        anyhow::ensure!(src.is_file(), "upstream: {file}: no {} in {}'s tree", src.display(), kernel.variant);
+        let obj = out_dir.join(object_name(file));
+        std::fs::create_dir_all(&out_dir)?;
+        sink.phase(&kernel.variant, &format!("compiling upstream {file}"));
+        // BPF_CFLAGS and CLANG_BPF_BUILD_RULE of the selftests Makefile (test_progs flavour),
+        // without -Werror: a newer clang's new warnings must not stop the run.
+        let mut cmd = Command::new(BPF_CLANG);
+        cmd.args(["-g", "-Wall", "-D__TARGET_ARCH_x86", "-mlittle-endian"])
+            .arg("-I")
+            .arg(&includes.generated)
+            .arg("-I")
+            .arg(&includes.libbpf)
+            .arg("-I")
+            .arg(&selftests)
+            .arg("-I")
+            .arg(kernel.tree.join("tools/include/uapi"))
+            .arg("-Wno-compare-distinct-pointer-types");
+        for dir in &system {
+            cmd.arg("-idirafter").arg(dir);
+        }
+        cmd.args(["-DENABLE_ATOMICS_TESTS", "-O2", "--target=bpf", "-mcpu=v3", "-c"]).arg(&src).arg("-o").arg(&obj);
+        run_bpf_clang(&mut cmd, format_args!("upstream {file} does not compile against {}'s headers", kernel.variant))?;
+        built.push((object_name(file), obj));
+    }
+    Ok(built)
+}

@@ -1,0 +1,129 @@
+//! Where the harness keeps what is expensive to make: extracted sources, patched trees, kernel
+//! builds and their logs. Nothing in here is ever needed for correctness: it can be deleted.
+
+use crate::events::Sink;
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the cache location (the `--cache-dir` flag wins over it).
+pub const CACHE_ENV: &str = "BPF_HARNESS_CACHE";
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// Flag, then `$BPF_HARNESS_CACHE`, then `$XDG_CACHE_HOME/bpf-harness`, then `~/.cache/bpf-harness`.
+    pub fn resolve(flag: Option<&Path>) -> anyhow::Result<Cache> {
+        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let root = match (flag, env(CACHE_ENV), env("XDG_CACHE_HOME"), env("HOME")) {
+            (Some(dir), ..) => dir.to_path_buf(),
+            (None, Some(dir), ..) => dir,
+            (None, None, Some(xdg), _) => xdg.join("bpf-harness"),
+            (None, None, None, Some(home)) => home.join(".cache/bpf-harness"),
+            (None, None, None, None) => anyhow::bail!(
+                "cannot place the cache: pass --cache-dir or set {CACHE_ENV} (neither XDG_CACHE_HOME nor HOME is set)"
+            ),
+        };
+        std::fs::create_dir_all(&root)
+            .map_err(|e| anyhow::anyhow!("cannot create cache directory {}: {e}", root.display()))?;
+        Ok(Cache { root })
+    }
+
+    /// Takes the part of the cache named `what` (a variant's trees and builds, the extracted
+    /// source) for this process, waiting (and saying so) while another harness run holds it: two
+    /// runs building into the same directories would corrupt them. The lock is an advisory
+    /// `flock` on `<cache>/locks/<what>.lock`, released when the guard drops or the process
+    /// dies, however it dies.
+    pub fn lock(&self, sink: &dyn Sink, what: &str) -> anyhow::Result<CacheLock> {
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{what}.lock"));
+        let open = || File::options().read(true).write(true).create(true).truncate(false).open(&path);
+        let mut file = open().map_err(|e| anyhow::anyhow!("cannot open the cache lock {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder =
+                    if holder.is_empty() { "another harness run".to_string() } else { format!("pid {holder}") };
+                sink.phase("cache", &format!("waiting for {what}: {} is held by {holder}", path.display()));
+                file.lock().map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))?;
+            }
+            Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+        }
+        // Who holds it, for the message of the next run that waits.
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())?;
+        Ok(CacheLock { _file: file })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Extracted pristine kernel sources.
+    pub fn sources(&self) -> PathBuf {
+        self.root.join("src")
+    }
+
+    /// One tree per variant (a hard-linked copy with its series applied), each holding its
+    /// out-of-tree (`O=`) builds, keyed by the build key.
+    pub fn trees(&self) -> PathBuf {
+        self.root.join("trees")
+    }
+
+    /// Resolved kernel configs, keyed by tree and fragments.
+    pub fn configs(&self) -> PathBuf {
+        self.root.join("configs")
+    }
+
+    /// libbpf headers installed from a kernel tree, and the compiler cache.
+    pub fn tools(&self) -> PathBuf {
+        self.root.join("tools")
+    }
+
+    pub fn ccache(&self) -> PathBuf {
+        self.root.join("ccache")
+    }
+}
+
+/// Holds the cache lock until dropped.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_waits_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::resolve(Some(dir.path())).unwrap();
+        let first = cache.lock(&crate::events::Collect::default(), "variant-baseline").unwrap();
+        let lock_file = dir.path().join("locks/variant-baseline.lock");
+        assert_eq!(std::fs::read_to_string(lock_file).unwrap(), std::process::id().to_string());
+        let _other = cache.lock(&crate::events::Collect::default(), "variant-other").expect("other parts are not held");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let second = cache.lock(&crate::events::Collect::default(), "variant-baseline").unwrap();
+                tx.send(()).unwrap();
+                second
+            })
+        };
+        // flock locks belong to open files, so a second open in this process blocks too.
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "second lock taken while held");
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("second lock taken once released");
+        drop(waiter.join().unwrap());
+    }
+}

@@ -1,0 +1,181 @@
+//! Host prerequisites: what the pipeline runs on the host, how to tell it is there, and which
+//! Debian package provides it.
+
+use crate::events::Sink;
+use std::path::Path;
+
+/// How to tell that a requirement is met.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    /// An executable on PATH.
+    Command(&'static str),
+    /// A file (a header or a static library) that must exist.
+    File(&'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Requirement {
+    probe: Probe,
+    /// The Debian package that provides it.
+    pub package: &'static str,
+    /// Why the pipeline needs it.
+    pub why: &'static str,
+    /// Only needed when the kernel source comes from Debian's package (no `--kernel-src`).
+    only_for_packaged_source: bool,
+}
+
+const fn cmd(name: &'static str, package: &'static str, why: &'static str) -> Requirement {
+    Requirement { probe: Probe::Command(name), package, why, only_for_packaged_source: false }
+}
+
+const fn file(path: &'static str, package: &'static str, why: &'static str) -> Requirement {
+    Requirement { probe: Probe::File(path), package, why, only_for_packaged_source: false }
+}
+
+pub const DEBIAN_KERNEL_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+
+const REQUIREMENTS: &[Requirement] = &[
+    cmd("qemu-system-x86_64", "qemu-system-x86", "boots each kernel"),
+    cmd("clang-19", "clang-19", "compiles the BPF programs (older clangs lack the BTF features used)"),
+    Requirement {
+        probe: Probe::File(DEBIAN_KERNEL_TARBALL),
+        package: "linux-source-6.12",
+        why: "Linux 6.12.117 source (unless --kernel-src is given)",
+        only_for_packaged_source: true,
+    },
+    cmd("make", "make", "kernel build"),
+    cmd("gcc", "gcc", "kernel build"),
+    cmd("flex", "flex", "kernel build (kconfig, dtc)"),
+    cmd("bison", "bison", "kernel build (kconfig, dtc)"),
+    cmd("bc", "bc", "kernel build (timeconst)"),
+    cmd("pahole", "dwarves", "generates the kernel's BTF (CONFIG_DEBUG_INFO_BTF)"),
+    cmd("patch", "patch", "applies variant patch series"),
+    cmd("objcopy", "binutils", "strips debug info from the boot image"),
+    cmd("python3", "python3", "generates libbpf's helper definitions from the kernel tree"),
+    cmd("bpftool", "bpftool", "dumps vmlinux.h from each variant's BTF"),
+    cmd("pkg-config", "pkg-config", "libbpf-sys build of the guest runner"),
+    file("/usr/include/libelf.h", "libelf-dev", "kernel build (objtool, resolve_btfids) and the static guest runner"),
+    file("/usr/include/openssl/ssl.h", "libssl-dev", "kernel build (certificate tooling)"),
+    file("/usr/lib/x86_64-linux-gnu/libz.a", "zlib1g-dev", "static link of the guest runner"),
+    file("/usr/lib/x86_64-linux-gnu/libzstd.a", "libzstd-dev", "static link of the guest runner (libelf uses zstd)"),
+];
+
+/// Optional tools: used when present, never installed on their own.
+pub fn has_ccache() -> bool {
+    on_path("ccache")
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+impl Requirement {
+    pub fn what(&self) -> &'static str {
+        match self.probe {
+            Probe::Command(name) | Probe::File(name) => name,
+        }
+    }
+
+    fn present(&self) -> bool {
+        match self.probe {
+            Probe::Command(name) => on_path(name),
+            Probe::File(path) => Path::new(path).exists(),
+        }
+    }
+}
+
+/// The requirements for this run, each with whether it is met.
+pub fn check(packaged_source: bool) -> Vec<(Requirement, bool)> {
+    REQUIREMENTS.iter().filter(|r| packaged_source || !r.only_for_packaged_source).map(|r| (*r, r.present())).collect()
+}
+
+/// The Debian packages that provide the missing requirements, deduplicated, in table order.
+pub fn missing_packages(status: &[(Requirement, bool)]) -> Vec<&'static str> {
+    let mut packages: Vec<&'static str> = Vec::new();
+    for (req, present) in status {
+        if !present && !packages.contains(&req.package) {
+            packages.push(req.package);
+        }
+    }
+    packages
+}
+
+pub fn install_command(packages: &[&str]) -> String {
+    format!("apt-get update && apt-get install -y {}", packages.join(" "))
+}
+
+/// Makes sure every requirement is met: as root on Debian, installs what is missing (saying what
+/// and why); otherwise prints the exact command and fails.
+pub fn ensure(sink: &dyn Sink, packaged_source: bool) -> anyhow::Result<()> {
+    let status = check(packaged_source);
+    let packages = missing_packages(&status);
+    if packages.is_empty() {
+        return Ok(());
+    }
+    let mut missing = String::from("missing host prerequisites:");
+    for (req, present) in &status {
+        if !present {
+            missing.push_str(&format!("\n  {:<40} (package {}): {}", req.what(), req.package, req.why));
+        }
+    }
+    sink.phase("host", &missing);
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_debian = Path::new("/etc/debian_version").exists();
+    if !(is_root && is_debian) {
+        anyhow::bail!("install them first (as root):\n  {}\nthen run this command again", install_command(&packages));
+    }
+    sink.phase("host", &format!("installing with apt-get: {}", packages.join(" ")));
+    let sh = xshell::Shell::new()?;
+    xshell::cmd!(sh, "apt-get update -q").env("DEBIAN_FRONTEND", "noninteractive").run()?;
+    xshell::cmd!(sh, "apt-get install -y -q {packages...}").env("DEBIAN_FRONTEND", "noninteractive").run()?;
+    let still_missing = missing_packages(&check(packaged_source));
+    anyhow::ensure!(
+        still_missing.is_empty(),
+        "apt-get finished but these are still missing: {}",
+        still_missing.join(" ")
+    );
+    Ok(())
+}
+
+/// The `doctor` report: every requirement, met or not, and whether all are met.
+pub fn doctor(packaged_source: bool) -> (String, bool) {
+    let status = check(packaged_source);
+    let mut report = String::new();
+    for (req, present) in &status {
+        let mark = if *present { "ok     " } else { "MISSING" };
+        report.push_str(&format!("{mark} {:<40} {:<18} {}\n", req.what(), req.package, req.why));
+    }
+    let ccache = if has_ccache() { "ok     " } else { "absent " };
+    report.push_str(&format!("{ccache} {:<40} {:<18} optional: caches kernel compilations\n", "ccache", "ccache"));
+    let packages = missing_packages(&status);
+    if packages.is_empty() {
+        report.push_str("\nall prerequisites are present\n");
+    } else {
+        report.push_str(&format!("\nto install what is missing:\n  {}\n", install_command(&packages)));
+    }
+    (report, packages.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_packages_are_deduplicated_and_ordered() {
+        let status: Vec<_> = REQUIREMENTS.iter().map(|r| (*r, r.package == "make")).collect();
+        let packages = missing_packages(&status);
+        assert!(!packages.contains(&"make"));
+        assert_eq!(packages[0], "qemu-system-x86");
+        let unique: std::collections::BTreeSet<_> = packages.iter().collect();
+        assert_eq!(unique.len(), packages.len());
+    }
+
+    #[test]
+    fn source_package_is_only_required_without_a_user_tree() {
+        let named = |v: &[(Requirement, bool)]| v.iter().any(|(r, _)| r.package == "linux-source-6.12");
+        assert!(named(&check(true)));
+        assert!(!named(&check(false)));
+    }
+}

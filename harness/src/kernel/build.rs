@@ -1,0 +1,236 @@
+//! Build: one out-of-tree kernel build per variant, keyed by
+//! everything that decides its output, and reused when nothing changed.
+
+use crate::events::Sink;
+use crate::host::cache::{Cache, CacheLock};
+use crate::host::command::run_logged;
+use crate::host::fsutil::{hash_parts, write_atomic};
+use crate::kernel::kconfig::{self, Fragment};
+use crate::kernel::patch;
+use crate::kernel::source::KernelSource;
+use crate::kernel::variant::Variant;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Marks a finished build; written last, so an interrupted build is never taken as complete.
+const COMPLETE_STAMP: &str = "build-complete.json";
+/// Marks a fully prepared (copied and patched) variant tree.
+const TREE_STAMP: &str = ".bpf-harness-tree";
+
+/// What a finished kernel build offers the later stages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KernelBuild {
+    pub variant: String,
+    pub kernel_version: String,
+    /// The (patched) source tree the build used.
+    pub tree: PathBuf,
+    pub objdir: PathBuf,
+    /// vmlinux with its BTF, for vmlinux.h.
+    pub vmlinux: PathBuf,
+    /// vmlinux without debug info (BTF kept): what QEMU boots through the PVH entry.
+    pub boot_image: PathBuf,
+    pub build_key: String,
+    pub patch_hash: String,
+    pub config_hash: String,
+    pub compiler: String,
+    pub log: PathBuf,
+}
+
+/// A kernel build and the lock on its build directory: the objects and images later stages
+/// write there are made under the same lock, with no window for another run in between.
+#[derive(Debug)]
+pub struct LockedBuild {
+    pub kernel: KernelBuild,
+    _lock: CacheLock,
+}
+
+/// Identity of a source tree after patching: version, where it came from, the patches' bytes.
+fn tree_key(source: &KernelSource, variant: &Variant) -> anyhow::Result<(String, String)> {
+    let mut patch_bytes = Vec::new();
+    for p in &variant.patches {
+        let bytes = std::fs::read(p).with_context(|| format!("patch {}: cannot read", p.display()))?;
+        patch_bytes.push((p.file_name().unwrap_or_default().to_string_lossy().into_owned(), bytes));
+    }
+    let patch_hash = hash_parts(patch_bytes.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    let source_id = format!("{}@{}", source.version, source.path.display());
+    let tree_hash = hash_parts([("source", source_id.as_bytes()), ("patches", patch_hash.as_bytes())]);
+    Ok((tree_hash, patch_hash))
+}
+
+/// The source tree for a variant: a hard-linked copy of the pristine tree with the series
+/// applied (patch replaces the files it changes, so the pristine tree is never modified). Every
+/// variant, baseline included, gets one, and builds in a subdirectory of it: kbuild then uses
+/// `srctree := ..`, so compile commands are identical across variants and ccache shares them.
+fn variant_tree(
+    sink: &dyn Sink,
+    cache: &Cache,
+    source: &KernelSource,
+    variant: &Variant,
+    tree_hash: &str,
+) -> anyhow::Result<PathBuf> {
+    let tree = cache.trees().join(format!("{}-{}", variant.name, &tree_hash[..16]));
+    if tree.join(TREE_STAMP).exists() {
+        return Ok(tree);
+    }
+    let staging = cache.trees().join(format!(".staging-{}-{}", variant.name, std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir_all(cache.trees())?;
+    sink.phase(&variant.name, &format!("preparing the source tree ({} patches)", variant.patches.len()));
+    let status = Command::new("cp").arg("-al").arg(&source.path).arg(&staging).status()?;
+    anyhow::ensure!(status.success(), "cp -al {} {} failed", source.path.display(), staging.display());
+    if let Err(err) = patch::apply_series(&staging, &variant.patches) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(anyhow::Error::new(err).context(format!("variant {}", variant.name)));
+    }
+    std::fs::write(staging.join(TREE_STAMP), tree_hash)?;
+    if tree.exists() {
+        // An older, unstamped attempt: never reused.
+        std::fs::remove_dir_all(&tree)?;
+    }
+    std::fs::rename(&staging, &tree)?;
+    Ok(tree)
+}
+
+fn compiler_version() -> anyhow::Result<String> {
+    let out = Command::new("gcc").arg("--version").output().context("gcc --version")?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+}
+
+/// Resolves the variant's config (tinyconfig + fragments), cached by tree and fragment contents.
+fn resolve_config(
+    sink: &dyn Sink,
+    cache: &Cache,
+    tree: &Path,
+    tree_hash: &str,
+    variant: &Variant,
+    fragments: &[Fragment],
+    fragment_bytes: &[u8],
+) -> anyhow::Result<PathBuf> {
+    let key = hash_parts([("tree", tree_hash.as_bytes()), ("fragments", fragment_bytes)]);
+    let dir = cache.configs().join(format!("{}-{}", variant.name, &key[..16]));
+    let resolved = dir.join("resolved.config");
+    if resolved.exists() {
+        return Ok(resolved);
+    }
+    sink.phase(&variant.name, "configuring (tinyconfig + fragments + olddefconfig)");
+    let work = dir.join("work");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    kconfig::configure(sink, &variant.name, tree, &work, fragments, &dir.join("configure.log"))
+        .with_context(|| format!("configuring variant {}", variant.name))?;
+    let config = std::fs::read(work.join(".config"))?;
+    write_atomic(&resolved, &config)?;
+    std::fs::remove_dir_all(&work)?;
+    Ok(resolved)
+}
+
+/// Builds (or reuses) the kernel for `variant`: `base_fragment`, then the variant's fragment,
+/// then `debug_fragment` (last, so that the debug options win).
+pub fn build(
+    sink: &dyn Sink,
+    cache: &Cache,
+    source: &KernelSource,
+    variant: &Variant,
+    base_fragment: &Path,
+    debug_fragment: Option<&Path>,
+) -> anyhow::Result<LockedBuild> {
+    let (tree_hash, patch_hash) = tree_key(source, variant)?;
+    // Another run preparing this tree (or its configs) waits, then finds them made.
+    let tree_lock = cache.lock(sink, &format!("tree-{}-{}", variant.name, &tree_hash[..16]))?;
+    let tree = variant_tree(sink, cache, source, variant, &tree_hash)?;
+
+    let mut fragment_paths = vec![base_fragment.to_path_buf()];
+    fragment_paths.extend(variant.config_fragment.clone());
+    fragment_paths.extend(debug_fragment.map(Path::to_path_buf));
+    let mut fragments = Vec::new();
+    let mut fragment_bytes = Vec::new();
+    for path in &fragment_paths {
+        fragments.push(Fragment::load(path)?);
+        fragment_bytes.extend(std::fs::read(path)?);
+    }
+    let resolved = resolve_config(sink, cache, &tree, &tree_hash, variant, &fragments, &fragment_bytes)?;
+    let config = std::fs::read(&resolved)?;
+    let config_hash = hash_parts([("config", config.as_slice())]);
+    let compiler = compiler_version()?;
+    let build_key = hash_parts([
+        ("version", source.version.as_bytes()),
+        ("tree", tree_hash.as_bytes()),
+        ("config", config_hash.as_bytes()),
+        ("compiler", compiler.as_bytes()),
+    ]);
+    drop(tree_lock);
+    let objdir = tree.join(format!("build-{}", &build_key[..16]));
+    // Held while building and, through the returned LockedBuild, while the caller adds to the
+    // build directory; a run that waited for it then finds the stamp and reuses the build.
+    let lock = cache.lock(sink, &format!("build-{}", &build_key[..16]))?;
+    let stamp = objdir.join(COMPLETE_STAMP);
+    // KASAN kernels do not boot through the PVH entry in 6.12: xen_prepare_pvh() calls the
+    // instrumented memcmp() before the KASAN shadow exists, and the guest triple-faults before
+    // its first console line. They boot as bzImage, through the normal startup path.
+    let via_bzimage = String::from_utf8_lossy(&config).lines().any(|l| l == "CONFIG_KASAN=y");
+    let vmlinux = objdir.join("vmlinux");
+    let boot_image = match via_bzimage {
+        true => objdir.join("arch/x86/boot/bzImage"),
+        false => objdir.join("vmlinux.boot"),
+    };
+    if let Ok(text) = std::fs::read_to_string(&stamp) {
+        if let Ok(done) = serde_json::from_str::<KernelBuild>(&text) {
+            if done.boot_image == boot_image && done.boot_image.exists() && done.vmlinux.exists() {
+                sink.phase(&variant.name, &format!("reusing kernel build {}", objdir.display()));
+                return Ok(LockedBuild { kernel: done, _lock: lock });
+            }
+        }
+    }
+
+    std::fs::create_dir_all(&objdir)?;
+    let dot_config = objdir.join(".config");
+    if std::fs::read(&dot_config).ok().as_deref() != Some(config.as_slice()) {
+        std::fs::write(&dot_config, &config)?;
+    }
+    // Fragments must have stuck in this very tree: re-verify the config the build will use.
+    kconfig::verify(&fragments, &String::from_utf8_lossy(&config))
+        .map_err(|e| anyhow::anyhow!("variant {}: {e}", variant.name))?;
+
+    let log = objdir.join("build.log");
+    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mut make = Command::new("make");
+    make.arg("-C").arg(&tree).arg(format!("O={}", objdir.display())).arg(format!("-j{jobs}")).arg("vmlinux");
+    if via_bzimage {
+        make.arg("bzImage");
+    }
+    if crate::host::prereq::has_ccache() {
+        // Paths differ between variants' trees and objdirs; hashing relative paths lets them share.
+        make.arg("CC=ccache gcc")
+            .env("CCACHE_DIR", cache.ccache())
+            .env("CCACHE_BASEDIR", cache.root())
+            .env("CCACHE_NOHASHDIR", "1");
+    }
+    run_logged(sink, &variant.name, "building vmlinux", &mut make, &log)?;
+
+    if !via_bzimage {
+        let status = Command::new("objcopy").arg("--strip-debug").arg(&vmlinux).arg(&boot_image).status()?;
+        anyhow::ensure!(status.success(), "objcopy --strip-debug {} failed", vmlinux.display());
+    }
+
+    let done = KernelBuild {
+        variant: variant.name.clone(),
+        kernel_version: source.version.clone(),
+        tree,
+        objdir: objdir.clone(),
+        vmlinux,
+        boot_image,
+        build_key,
+        patch_hash,
+        config_hash,
+        compiler,
+        log,
+    };
+    write_atomic(&stamp, serde_json::to_string_pretty(&done)?.as_bytes())?;
+    Ok(LockedBuild { kernel: done, _lock: lock })
+}

@@ -1,0 +1,7 @@
+//! Source -> patch -> configure -> build: one kernel per variant.
+
+pub mod build;
+pub mod kconfig;
+pub mod patch;
+pub mod source;
+pub mod variant;

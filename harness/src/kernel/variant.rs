@@ -1,0 +1,390 @@
+//! Variants: a variant is a directory under `kernel-config/variants/` with a `variant.yaml`
+//! and an ordered git format-patch series.
+
+use crate::host::fsutil::{hash_parts, write_atomic};
+use crate::scenario::{ExpectedVerdict, Scenario};
+use anyhow::Context;
+use bpfh_protocol::{InfoField, MAX_PROG_INFO_BYTES};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantFile {
+    description: String,
+    /// Extra config fragment, relative to the variant directory.
+    #[serde(default)]
+    config: Option<PathBuf>,
+    /// Fields the series appends to `struct bpf_prog_info`, reported with every program's load.
+    #[serde(default)]
+    prog_info: BTreeMap<String, InfoFieldSpec>,
+    /// Where the variant knowingly differs from upstream's selftest expectations.
+    #[serde(default)]
+    upstream_differences: Vec<Difference>,
+}
+
+/// A difference from upstream that a variant declares in its `variant.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Difference {
+    /// The selftest file, e.g. `exceptions_fail.c`.
+    pub file: String,
+    pub program: String,
+    /// What the variant's verifier does instead of what upstream expects.
+    pub expect: ExpectedVerdict,
+    /// Why: shown with the result.
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InfoFieldSpec {
+    offset: u32,
+    size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: String,
+    pub description: String,
+    pub config_fragment: Option<PathBuf>,
+    /// `*.patch` files in name order (format-patch numbering gives the series order).
+    pub patches: Vec<PathBuf>,
+    pub prog_info: Vec<InfoField>,
+    pub upstream_differences: Vec<Difference>,
+}
+
+impl Variant {
+    pub fn load(dir: &Path) -> anyhow::Result<Variant> {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: not a variant directory", dir.display()))?
+            .to_string();
+        let manifest = dir.join("variant.yaml");
+        let text =
+            std::fs::read_to_string(&manifest).with_context(|| format!("{}: cannot read", manifest.display()))?;
+        let file: VariantFile =
+            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest.display()))?;
+        let config_fragment = match file.config {
+            Some(rel) => {
+                let path = dir.join(rel);
+                anyhow::ensure!(
+                    path.is_file(),
+                    "{}: config fragment {} does not exist",
+                    manifest.display(),
+                    path.display()
+                );
+                Some(path)
+            }
+            None => None,
+        };
+        let patches = patch_files(dir)?;
+        let mut prog_info = Vec::new();
+        for (field, spec) in file.prog_info {
+            anyhow::ensure!(
+                matches!(spec.size, 4 | 8) && spec.offset % spec.size == 0 && spec.offset + spec.size <= MAX_PROG_INFO_BYTES,
+                "{}: prog_info.{field}: offset {} size {}: a field is 4 or 8 bytes, naturally aligned, within the first {MAX_PROG_INFO_BYTES} bytes",
+                manifest.display(),
+                spec.offset,
+                spec.size
+            );
+            prog_info.push(InfoField { name: field, offset: spec.offset, size: spec.size });
+        }
+        for d in &file.upstream_differences {
+            anyhow::ensure!(
+                !d.reason.trim().is_empty(),
+                "{}: upstream_differences: {}: {}: give the reason the variant differs",
+                manifest.display(),
+                d.file,
+                d.program
+            );
+        }
+        Ok(Variant {
+            name,
+            description: file.description,
+            config_fragment,
+            patches,
+            prog_info,
+            upstream_differences: file.upstream_differences,
+        })
+    }
+
+    /// A variant from the command line (`--variant NAME=PATH`): a directory of format-patch files
+    /// (with or without a `variant.yaml`), or an mbox of the series, which is split into one
+    /// patch per message under `scratch`.
+    pub fn from_series(name: &str, path: &Path, scratch: &Path) -> anyhow::Result<Variant> {
+        anyhow::ensure!(
+            !name.is_empty() && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-')),
+            "--variant {name}={}: use only a-z, 0-9, '_' and '-' in the name (it names directories)",
+            path.display()
+        );
+        let description = format!("patch series from {}", path.display());
+        let variant = if path.is_dir() {
+            if path.join("variant.yaml").is_file() {
+                Variant { name: name.to_string(), ..Variant::load(path)? }
+            } else {
+                let patches = patch_files(path)?;
+                Variant {
+                    name: name.to_string(),
+                    description,
+                    config_fragment: None,
+                    patches,
+                    prog_info: Vec::new(),
+                    upstream_differences: Vec::new(),
+                }
+            }
+        } else {
+            let mbox =
+                std::fs::read(path).with_context(|| format!("--variant {name}: cannot read {}", path.display()))?;
+            let dir = scratch.join(format!("{name}-{}", &hash_parts([("mbox", mbox.as_slice())])[..16]));
+            let messages = split_mbox(&String::from_utf8_lossy(&mbox));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mut patches = Vec::new();
+            for (index, message) in messages.iter().enumerate() {
+                let patch = dir.join(format!("{:04}.patch", index + 1));
+                write_atomic(&patch, message.as_bytes())?;
+                patches.push(patch);
+            }
+            Variant {
+                name: name.to_string(),
+                description,
+                config_fragment: None,
+                patches,
+                prog_info: Vec::new(),
+                upstream_differences: Vec::new(),
+            }
+        };
+        anyhow::ensure!(
+            !variant.patches.is_empty(),
+            "--variant {name}={}: no patches found (expected *.patch files or an mbox of git format-patch messages)",
+            path.display()
+        );
+        Ok(variant)
+    }
+
+    /// Every variant defined under `root`, by name.
+    pub fn discover(root: &Path) -> anyhow::Result<Vec<Variant>> {
+        let mut variants = Vec::new();
+        for entry in std::fs::read_dir(root).with_context(|| format!("{}: cannot list variants", root.display()))? {
+            let path = entry?.path();
+            if path.join("variant.yaml").is_file() {
+                variants.push(Variant::load(&path)?);
+            }
+        }
+        variants.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(variants)
+    }
+}
+
+/// `*.patch` files in name order (format-patch numbering gives the series order).
+/// The variants a scenario runs: those it names, or every variant defined under `root`, then
+/// the command line's own series (`extra`); `only` narrows them down. Every variant a program's
+/// `expect_on` or `sysctls_on` names must be defined, or a typo would silently apply the default.
+pub fn select(scenario: &Scenario, only: &[String], root: &Path, extra: &[Variant]) -> anyhow::Result<Vec<Variant>> {
+    let all = Variant::discover(root)?;
+    for variant in extra {
+        anyhow::ensure!(
+            !all.iter().any(|v| v.name == variant.name),
+            "--variant {}: a variant of that name is already defined under {}",
+            variant.name,
+            root.display()
+        );
+    }
+    for program in &scenario.programs {
+        for name in program.variants_named() {
+            anyhow::ensure!(
+                all.iter().any(|v| &v.name == name),
+                "{}:{}: program {:?}: expect_on or sysctls_on names unknown variant {name:?}",
+                scenario.path.display(),
+                program.line,
+                program.id
+            );
+        }
+    }
+    let mut names: Vec<String> =
+        scenario.variants.clone().unwrap_or_else(|| all.iter().map(|v| v.name.clone()).collect());
+    names.extend(extra.iter().map(|v| v.name.clone()));
+    let all: Vec<Variant> = all.into_iter().chain(extra.iter().cloned()).collect();
+    for name in only {
+        anyhow::ensure!(
+            names.contains(name),
+            "--only {name}: {} runs only these variants: {}",
+            scenario.path.display(),
+            names.join(", ")
+        );
+    }
+    names
+        .iter()
+        .filter(|name| only.is_empty() || only.contains(name))
+        .map(|name| {
+            all.iter().find(|v| &v.name == name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "{}: unknown variant {name:?} (defined under {}: {})",
+                    scenario.path.display(),
+                    root.display(),
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut patches = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "patch") {
+            patches.push(path);
+        }
+    }
+    patches.sort();
+    Ok(patches)
+}
+
+/// The messages of an mbox: each starts at a `From ` line (bodies escape theirs as `>From `).
+fn split_mbox(text: &str) -> Vec<String> {
+    let mut messages: Vec<String> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("From ") || messages.is_empty() {
+            messages.push(String::new());
+        }
+        messages.last_mut().expect("pushed above").push_str(line);
+    }
+    messages.retain(|m| m.contains("\n---") || m.contains("\ndiff --git "));
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::repo;
+
+    #[test]
+    fn a_variant_lists_its_patches_in_series_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("demo");
+        std::fs::create_dir(&v).unwrap();
+        std::fs::write(v.join("variant.yaml"), "description: demo\nconfig: extra.config\n").unwrap();
+        std::fs::write(v.join("extra.config"), "CONFIG_X=y\n").unwrap();
+        for name in ["0002-b.patch", "0001-a.patch", "notes.txt"] {
+            std::fs::write(v.join(name), "").unwrap();
+        }
+        let variant = Variant::load(&v).unwrap();
+        let names: Vec<_> = variant.patches.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+        assert_eq!(names, ["0001-a.patch", "0002-b.patch"]);
+        assert_eq!(variant.config_fragment, Some(v.join("extra.config")));
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_fragments_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("variant.yaml"), "description: d\nconfg: x\n").unwrap();
+        let err = Variant::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("variant.yaml"), "{err}");
+        std::fs::write(dir.path().join("variant.yaml"), "description: d\nconfig: nope.config\n").unwrap();
+        let err = Variant::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("nope.config"), "{err}");
+    }
+
+    #[test]
+    fn appended_prog_info_fields_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("variant.yaml");
+        std::fs::write(
+            &manifest,
+            "description: d\nprog_info:\n  refs: { offset: 228, size: 4 }\n  cancels: { offset: 232, size: 8 }\n",
+        )
+        .unwrap();
+        let v = Variant::load(dir.path()).unwrap();
+        let fields: Vec<_> = v.prog_info.iter().map(|f| (f.name.as_str(), f.offset, f.size)).collect();
+        assert_eq!(fields, [("cancels", 232, 8), ("refs", 228, 4)]);
+        for bad in ["{ offset: 228, size: 2 }", "{ offset: 228, size: 8 }", "{ offset: 1024, size: 4 }"] {
+            std::fs::write(&manifest, format!("description: d\nprog_info:\n  refs: {bad}\n")).unwrap();
+            let err = Variant::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("prog_info.refs"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn upstream_differences_need_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("variant.yaml");
+        let declare = |reason: &str| {
+            format!("description: d\nupstream_differences:\n  - {{ file: exceptions_fail.c, program: reject_with_reference, expect: accept, reason: {reason:?} }}\n")
+        };
+        std::fs::write(&manifest, declare("bpf_throw releases it")).unwrap();
+        let v = Variant::load(dir.path()).unwrap();
+        assert_eq!(v.upstream_differences[0].program, "reject_with_reference");
+        assert_eq!(v.upstream_differences[0].expect, crate::scenario::ExpectedVerdict::Accept);
+        std::fs::write(&manifest, declare(" ")).unwrap();
+        let err = Variant::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("give the reason"), "{err}");
+    }
+
+    #[test]
+    fn a_series_comes_from_a_directory_or_an_mbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = dir.path().join("series");
+        std::fs::create_dir(&series).unwrap();
+        std::fs::write(series.join("0001-a.patch"), "diff --git a/x b/x\n").unwrap();
+        let v = Variant::from_series("mine", &series, dir.path()).unwrap();
+        assert_eq!((v.name.as_str(), v.patches.len()), ("mine", 1));
+
+        let mbox = dir.path().join("series.mbox");
+        let message = |n: u32| {
+            format!("From 0123abcd Mon Sep 17 00:00:00 2001\nSubject: [PATCH {n}/2] x\n\n>From the body\n---\n x | 1 +\ndiff --git a/x b/x\n")
+        };
+        std::fs::write(&mbox, message(1) + &message(2)).unwrap();
+        let v = Variant::from_series("mbox", &mbox, dir.path()).unwrap();
+        assert_eq!(v.patches.len(), 2);
+        assert!(std::fs::read_to_string(&v.patches[1]).unwrap().contains("[PATCH 2/2]"));
+
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let err = Variant::from_series("e", &empty, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no patches found"), "{err}");
+        assert!(Variant::from_series("Bad Name", &series, dir.path()).is_err());
+    }
+
+    #[test]
+    fn every_shipped_scenario_is_valid_and_names_defined_variants() {
+        let dir = repo::scenarios_dir();
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let scenario = Scenario::load(&path, &repo::bpf_source_dir()).unwrap_or_else(|e| panic!("{e}"));
+                select(&scenario, &[], &repo::variants_dir(), &[])
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "found only {checked} scenarios in {}", dir.display());
+    }
+
+    #[test]
+    fn a_series_from_the_command_line_runs_beside_the_scenario_variants() {
+        let scenario = Scenario::load(&repo::scenarios_dir().join("throw.yaml"), &repo::bpf_source_dir()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("0001-x.patch"), "diff --git a/x b/x\n").unwrap();
+        let mine = Variant::from_series("mine", dir.path(), dir.path()).unwrap();
+        let names: Vec<String> = select(&scenario, &[], &repo::variants_dir(), std::slice::from_ref(&mine))
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(names, ["baseline", "exception-unwind", "mine"]);
+        let only: Vec<String> = select(&scenario, &["mine".into()], &repo::variants_dir(), &[mine])
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(only, ["mine"]);
+        let clash = Variant::from_series("baseline", dir.path(), dir.path()).unwrap();
+        let err = select(&scenario, &[], &repo::variants_dir(), &[clash]).unwrap_err().to_string();
+        assert!(err.contains("already defined"), "{err}");
+    }
+}

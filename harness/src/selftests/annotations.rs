@@ -1,0 +1,375 @@
+//! A selftest program's annotations, read as upstream's `test_loader.c` reads them, and the
+//! cases they make: what upstream expects of each program, and why the harness skips one it
+//! cannot check as upstream does.
+
+use crate::kernel::variant::Difference;
+use crate::results::schema::Expected;
+use crate::scenario::ExpectedVerdict;
+use bpfh_protocol::ProgType;
+
+/// test_loader.c's `POINTER_VALUE`: a `__retval` that accepts any return value.
+pub const POINTER_VALUE: i32 = 0xcafe4a;
+/// test_loader.c's `TEST_DATA_LEN`, also a `__retval` value.
+const TEST_DATA_LEN: i32 = bpfh_protocol::TEST_DATA_LEN as i32;
+
+/// One program's annotations, as test_loader.c's `parse_test_spec` reads them (privileged mode).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations {
+    pub expect_failure: bool,
+    /// `__msg` texts in BTF order: each must appear in the verifier log after the previous one.
+    pub msgs: Vec<String>,
+    /// `__retval`: the program runs and must return this (POINTER_VALUE: anything).
+    pub retval: Option<i32>,
+    pub description: Option<String>,
+    pub log_level: Option<i32>,
+    pub auxiliary: bool,
+    /// `__arch_*` values; empty: every architecture.
+    pub arch: Vec<String>,
+    /// Some privileged-mode annotation (or none at all, which implies privileged mode).
+    pub privileged: bool,
+    /// Annotations the harness does not check, by macro name.
+    pub unsupported: Vec<&'static str>,
+}
+
+/// test_loader.c's `skip_dynamic_pfx`: `<pfx><counter>=<text>` -> `text`.
+fn dynamic(tag: &str, prefix: &str) -> Option<String> {
+    let rest = tag.strip_prefix(prefix)?;
+    rest.split_once('=').map(|(_, text)| text.to_string())
+}
+
+/// test_loader.c's `parse_int`: decimal, or hex after `0x` (strtol, so a sign is allowed).
+fn parse_int(text: &str) -> Result<i32, String> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16),
+        None => text.parse::<i64>(),
+    };
+    // The C code stores a long into an int: the low 32 bits.
+    parsed.map(|v| v as i32).map_err(|_| format!("cannot parse {text:?} as a number"))
+}
+
+/// test_loader.c's `parse_retval`.
+fn parse_retval(text: &str) -> Result<i32, String> {
+    match text {
+        "INT_MIN" => Ok(i32::MIN),
+        "POINTER_VALUE" => Ok(POINTER_VALUE),
+        "TEST_DATA_LEN" => Ok(TEST_DATA_LEN),
+        _ => parse_int(text),
+    }
+}
+
+impl Annotations {
+    /// Parses one program's decl tags, in BTF order. Tags that are not test annotations
+    /// (`exception_callback:...`) are ignored, as upstream ignores them.
+    pub fn parse<'a>(tags: impl IntoIterator<Item = &'a str>) -> Result<Annotations, String> {
+        let mut a = Annotations::default();
+        let mut unpriv = false;
+        let note = |a: &mut Annotations, name: &'static str| {
+            if !a.unsupported.contains(&name) {
+                a.unsupported.push(name);
+            }
+        };
+        for tag in tags {
+            let Some(t) = tag.strip_prefix("comment:test_") else { continue };
+            if let Some(d) = t.strip_prefix("description=") {
+                a.description = Some(d.to_string());
+            } else if t == "expect_failure" || t == "expect_success" {
+                a.expect_failure = t == "expect_failure";
+                a.privileged = true;
+            } else if t == "expect_failure_unpriv" || t == "expect_success_unpriv" {
+                unpriv = true;
+            } else if t == "auxiliary" {
+                a.auxiliary = true;
+                a.privileged = true;
+            } else if t == "auxiliary_unpriv" {
+                a.auxiliary = true;
+                unpriv = true;
+            } else if let Some(msg) = dynamic(tag, "comment:test_expect_msg=") {
+                a.msgs.push(msg);
+                a.privileged = true;
+            } else if dynamic(tag, "comment:test_expect_msg_unpriv=").is_some()
+                || dynamic(tag, "comment:test_expect_xlated_unpriv=").is_some()
+                || dynamic(tag, "comment:test_jited_unpriv=").is_some()
+                || t.starts_with("retval_unpriv=")
+            {
+                unpriv = true;
+            } else if dynamic(tag, "comment:test_expect_xlated=").is_some() {
+                note(&mut a, "__xlated");
+                a.privileged = true;
+            } else if dynamic(tag, "comment:test_jited=").is_some() {
+                note(&mut a, "__jited");
+                a.privileged = true;
+            } else if let Some(v) = t.strip_prefix("retval=") {
+                a.retval = Some(parse_retval(v).map_err(|e| format!("__retval: {e}"))?);
+                a.privileged = true;
+            } else if let Some(v) = t.strip_prefix("log_level=") {
+                a.log_level = Some(parse_int(v).map_err(|e| format!("__log_level: {e}"))?);
+            } else if t.starts_with("prog_flags=") {
+                note(&mut a, "__flag");
+            } else if let Some(arch) = t.strip_prefix("arch=") {
+                a.arch.push(arch.to_string());
+            } else if t.starts_with("btf_path=") {
+                note(&mut a, "__btf_path");
+            }
+        }
+        // No mode annotation at all implies privileged mode (test_loader's default).
+        if !unpriv {
+            a.privileged = true;
+        }
+        Ok(a)
+    }
+}
+
+/// A selftest file's programs: name, ELF section (libbpf's program type) and annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    pub name: String,
+    pub section: String,
+    pub annotations: Annotations,
+}
+
+/// One upstream program, planned for one variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// `<file stem>/<program>`: unique in the scenario.
+    pub id: String,
+    pub file: String,
+    pub program: String,
+    pub section: String,
+    /// Tc or Syscall when it runs; Any (load only) otherwise.
+    pub prog_type: ProgType,
+    pub runs: bool,
+    pub expected: Expected,
+    /// `__description`: upstream's name for the test.
+    pub description: Option<String>,
+    /// Why the harness does not load it at all.
+    pub skip: Option<String>,
+}
+
+/// The program type the runner can run for a section (libbpf's names), if any.
+fn runnable_type(section: &str) -> Option<ProgType> {
+    let base = section.trim_start_matches('?');
+    let kind = base.split('/').next().unwrap_or(base);
+    match kind {
+        "tc" | "classifier" | "tcx" => Some(ProgType::Tc),
+        "syscall" => Some(ProgType::Syscall),
+        _ => None,
+    }
+}
+
+/// Why the harness cannot check a program as upstream does, if it cannot.
+fn skip_reason(p: &Program, object_has_auxiliary: bool) -> Option<String> {
+    let a = &p.annotations;
+    let kind = p.section.trim_start_matches('?').split('/').next().unwrap_or_default();
+    if !a.privileged {
+        return Some("only unprivileged-mode annotations (__*_unpriv): the runner loads as root".into());
+    }
+    if !a.arch.is_empty() && !a.arch.iter().any(|arch| arch == "X86_64") {
+        return Some(format!("__arch({}): not for x86_64, as upstream skips it", a.arch.join(", ")));
+    }
+    if !a.unsupported.is_empty() {
+        return Some(format!("uses {}, which the harness does not check", a.unsupported.join(", ")));
+    }
+    if object_has_auxiliary {
+        return Some("needs the file's __auxiliary programs loaded beside it".into());
+    }
+    if matches!(kind, "freplace" | "struct_ops" | "struct_ops.s") {
+        return Some(format!("a {kind} program needs its target (a program or struct_ops map) set up by its test"));
+    }
+    if let Some(msg) = a.msgs.iter().find(|m| m.contains("{{")) {
+        return Some(format!("__msg({msg:?}) has a {{{{regex}}}}, which the harness does not match"));
+    }
+    if !a.expect_failure && !a.msgs.is_empty() {
+        return Some(
+            "__msg on a program expected to load: the runner keeps no verifier log of a successful load".into(),
+        );
+    }
+    if let Some(level) = a.log_level.filter(|l| l & 3 > 1 && !a.msgs.is_empty()) {
+        return Some(format!("__log_level({level}): the runner matches __msg in a level-1 log"));
+    }
+    if a.retval.is_some() && !a.expect_failure && runnable_type(&p.section).is_none() {
+        return Some(format!(
+            "__retval on a {} program: the runner runs only tc and syscall programs",
+            p.section.trim_start_matches('?')
+        ));
+    }
+    None
+}
+
+/// The cases of one file's programs; `__auxiliary` programs are not cases (upstream loads them
+/// beside the others).
+pub fn cases(file: &str, programs: &[Program]) -> Vec<Case> {
+    let stem = file.trim_end_matches(".c");
+    let has_auxiliary = programs.iter().any(|p| p.annotations.auxiliary);
+    programs
+        .iter()
+        .filter(|p| !p.annotations.auxiliary)
+        .map(|p| {
+            let a = &p.annotations;
+            let skip = skip_reason(p, has_auxiliary);
+            // test_loader runs only what it expects to load.
+            let run_type = a.retval.filter(|_| !a.expect_failure).and(runnable_type(&p.section));
+            Case {
+                id: format!("{stem}/{}", p.name),
+                file: file.to_string(),
+                program: p.name.clone(),
+                section: p.section.clone(),
+                prog_type: run_type.unwrap_or(ProgType::Any),
+                runs: run_type.is_some(),
+                expected: Expected {
+                    verdict: if a.expect_failure { ExpectedVerdict::Reject } else { ExpectedVerdict::Accept },
+                    msgs: a.msgs.clone(),
+                    retval: a.retval.filter(|_| !a.expect_failure),
+                },
+                description: a.description.clone(),
+                skip,
+            }
+        })
+        .collect()
+}
+
+/// The object file name a selftest file gets in the guest.
+pub fn object_name(file: &str) -> String {
+    format!("{}.upstream.o", file.trim_end_matches(".c"))
+}
+
+/// Checks a variant's declared differences against the scenario's cases: each must name a case
+/// (a typo would silently declare nothing) and differ from what upstream expects. Declarations
+/// about files the scenario does not include are not checked here.
+pub fn check_differences(variant: &str, differences: &[Difference], cases: &[Case]) -> anyhow::Result<()> {
+    for d in differences {
+        if !cases.iter().any(|c| c.file == d.file) {
+            continue;
+        }
+        let case = cases.iter().find(|c| c.file == d.file && c.program == d.program).ok_or_else(|| {
+            anyhow::anyhow!(
+                "variant {variant}: upstream_differences names {}: {}, which has no such program",
+                d.file,
+                d.program
+            )
+        })?;
+        anyhow::ensure!(
+            case.expected.verdict != d.expect,
+            "variant {variant}: upstream_differences: {}: {} declares {:?}, which is what upstream expects",
+            d.file,
+            d.program,
+            d.expect
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(name: &str, section: &str, tags: &[&str]) -> Program {
+        Program {
+            name: name.into(),
+            section: section.into(),
+            annotations: Annotations::parse(tags.iter().copied()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn annotations_are_read_as_test_loader_reads_them() {
+        let a = Annotations::parse([
+            "exception_callback:cb",
+            "comment:test_expect_failure",
+            "comment:test_expect_msg=0=first",
+            "comment:test_expect_msg=1=second = with equals",
+            "comment:test_description=throw with a lock",
+        ])
+        .unwrap();
+        assert!(a.expect_failure && a.privileged);
+        assert_eq!(a.msgs, ["first", "second = with equals"]);
+        assert_eq!(a.description.as_deref(), Some("throw with a lock"));
+        assert!(a.unsupported.is_empty());
+
+        // No annotation: privileged, expected to load (test_loader's default).
+        let none = Annotations::parse([]).unwrap();
+        assert!(none.privileged && !none.expect_failure && none.retval.is_none());
+
+        let retval = |v: &str| Annotations::parse([format!("comment:test_retval={v}").as_str()]).unwrap().retval;
+        assert_eq!(retval("0x10"), Some(16));
+        assert_eq!(retval("-1"), Some(-1));
+        assert_eq!(retval("INT_MIN"), Some(i32::MIN));
+        assert_eq!(retval("POINTER_VALUE"), Some(POINTER_VALUE));
+        assert_eq!(retval("TEST_DATA_LEN"), Some(64));
+        assert_eq!(retval("0xffffffff"), Some(-1));
+        assert!(Annotations::parse(["comment:test_retval=zero"]).is_err());
+
+        let unpriv =
+            Annotations::parse(["comment:test_expect_failure_unpriv", "comment:test_retval_unpriv=1"]).unwrap();
+        assert!(!unpriv.privileged);
+        let both = Annotations::parse(["comment:test_expect_failure_unpriv", "comment:test_expect_success"]).unwrap();
+        assert!(both.privileged && !both.expect_failure);
+        let odd =
+            Annotations::parse(["comment:test_expect_xlated=0=r0 = 1", "comment:test_prog_flags=BPF_F_SLEEPABLE"])
+                .unwrap();
+        assert_eq!(odd.unsupported, ["__xlated", "__flag"]);
+    }
+
+    #[test]
+    fn cases_skip_what_the_harness_cannot_check_and_run_what_has_a_retval() {
+        let programs = [
+            program("reject", "?tc", &["comment:test_expect_failure", "comment:test_expect_msg=0=Unreleased"]),
+            program("ret", "tc", &["comment:test_retval=TEST_DATA_LEN"]),
+            program("sys", "syscall", &["comment:test_retval=0"]),
+            program("sock", "socket", &["comment:test_retval=1"]),
+            program("tp", "tp_btf/task_newtask", &[]),
+            program("fail_ret", "socket", &["comment:test_expect_failure", "comment:test_retval=1"]),
+            program("arm", "tc", &["comment:test_arch=ARM64"]),
+            program("regex", "tc", &["comment:test_expect_failure", "comment:test_expect_msg=0=R{{[0-9]}}"]),
+            program("ok_msg", "tc", &["comment:test_expect_msg=0=safe"]),
+            program("ext", "freplace/foo", &[]),
+        ];
+        let cases = cases("demo.c", &programs);
+        let by = |name: &str| cases.iter().find(|c| c.program == name).unwrap();
+        assert_eq!(by("reject").id, "demo/reject");
+        assert_eq!(by("reject").expected.verdict, ExpectedVerdict::Reject);
+        assert_eq!((by("reject").prog_type, by("reject").runs), (ProgType::Any, false));
+        assert_eq!((by("ret").prog_type, by("ret").runs, by("ret").expected.retval), (ProgType::Tc, true, Some(64)));
+        assert_eq!(by("sys").prog_type, ProgType::Syscall);
+        assert!(by("sock").skip.as_deref().unwrap().contains("runs only tc and syscall"));
+        assert_eq!((by("tp").prog_type, by("tp").skip.as_ref()), (ProgType::Any, None));
+        // test_loader never runs a program it expects to be rejected: its retval is moot.
+        assert_eq!((by("fail_ret").skip.as_ref(), by("fail_ret").expected.retval), (None, None));
+        for skipped in ["arm", "regex", "ok_msg", "ext"] {
+            assert!(by(skipped).skip.is_some(), "{skipped}");
+        }
+        let with_aux = [program("aux", "tc", &["comment:test_auxiliary"]), program("t", "tc", &[])];
+        let cases = super::cases("aux.c", &with_aux);
+        assert_eq!(cases.len(), 1, "an auxiliary program is not a case");
+        assert!(cases[0].skip.as_deref().unwrap().contains("__auxiliary"));
+    }
+
+    fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Case {
+        Case {
+            id: "f/p".into(),
+            file: "f.c".into(),
+            program: "p".into(),
+            section: "tc".into(),
+            prog_type: if retval.is_some() { ProgType::Tc } else { ProgType::Any },
+            runs: retval.is_some(),
+            expected: Expected { verdict, msgs: msgs.iter().map(|s| s.to_string()).collect(), retval },
+            description: None,
+            skip: None,
+        }
+    }
+
+    fn difference(expect: ExpectedVerdict) -> Difference {
+        Difference { file: "f.c".into(), program: "p".into(), expect, reason: "unwinding releases it".into() }
+    }
+
+    #[test]
+    fn differences_must_name_a_program_and_differ() {
+        let cases = vec![case(ExpectedVerdict::Reject, &[], None)];
+        assert!(check_differences("v", &[difference(ExpectedVerdict::Accept)], &cases).is_ok());
+        let same = check_differences("v", &[difference(ExpectedVerdict::Reject)], &cases).unwrap_err();
+        assert!(same.to_string().contains("what upstream expects"), "{same}");
+        let typo = Difference { program: "q".into(), ..difference(ExpectedVerdict::Accept) };
+        assert!(check_differences("v", &[typo], &cases).unwrap_err().to_string().contains("no such program"));
+        let other_file = Difference { file: "g.c".into(), ..difference(ExpectedVerdict::Accept) };
+        assert!(check_differences("v", &[other_file], &cases).is_ok(), "files outside the scenario are not checked");
+    }
+}

@@ -1,0 +1,137 @@
+//! What the guest reported, folded once: for each program id, everything the records say about
+//! it; and what they say about the run as a whole.
+
+use crate::results::schema::RefCount;
+use bpfh_protocol::{LoadInfo, ObjectCount, Record, Timing, Verdict};
+use std::collections::BTreeMap;
+
+/// A program's test runs, as the runner reported them (`Record::Ran`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ran {
+    pub retval: u32,
+    pub retval_mismatch: bool,
+    pub timing: Option<Timing>,
+    pub repeat: u32,
+    pub samples: Vec<u64>,
+    pub run_errno: Option<i32>,
+    pub failed_runs: u32,
+}
+
+/// Everything the guest reported about one program.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedProgram {
+    pub verdict: Option<Verdict>,
+    pub load_info: Option<LoadInfo>,
+    pub ran: Option<Ran>,
+    pub trace: Option<Vec<String>>,
+    pub task_refs: Option<RefCount>,
+    pub cpumasks: Option<ObjectCount>,
+    /// Why the guest did not load it (its kernel lacks the type or the attach target).
+    pub skipped: Option<String>,
+    pub errors: Vec<String>,
+}
+
+/// The guest's records of one boot, by program.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    programs: BTreeMap<String, ObservedProgram>,
+    /// Errors that belong to no program.
+    pub global_errors: Vec<String>,
+    /// The runner's `Hello`: the kernel release it runs on and its protocol version.
+    pub hello: Option<(String, String)>,
+    nothing: ObservedProgram,
+}
+
+impl Observed {
+    pub fn fold(records: &[Record]) -> Observed {
+        let mut observed = Observed::default();
+        for record in records {
+            let programs = &mut observed.programs;
+            match record {
+                Record::Hello { kernel_release, runner_version } => {
+                    observed.hello = Some((kernel_release.clone(), runner_version.clone()))
+                }
+                Record::Loaded { id, verdict, info } => {
+                    let p = entry(programs, id);
+                    p.verdict = Some(verdict.clone());
+                    p.load_info = info.clone();
+                }
+                Record::Ran { id, retval, retval_mismatch, timing, repeat, samples, run_errno, failed_runs } => {
+                    entry(programs, id).ran = Some(Ran {
+                        retval: *retval,
+                        retval_mismatch: *retval_mismatch,
+                        timing: Some(*timing),
+                        repeat: *repeat,
+                        samples: samples.clone(),
+                        run_errno: *run_errno,
+                        failed_runs: *failed_runs,
+                    })
+                }
+                Record::Trace { id, lines } => entry(programs, id).trace = Some(lines.clone()),
+                Record::TaskRefs { id, before, after } => {
+                    entry(programs, id).task_refs = Some(RefCount { before: *before, after: *after })
+                }
+                Record::Cpumasks { id, count } => entry(programs, id).cpumasks = Some(*count),
+                Record::Skipped { id, reason } => entry(programs, id).skipped = Some(reason.clone()),
+                Record::Error { id: Some(id), message } => entry(programs, id).errors.push(message.clone()),
+                Record::Error { id: None, message } => observed.global_errors.push(message.clone()),
+                Record::Done => {}
+            }
+        }
+        observed
+    }
+
+    /// What the guest reported about program `id` (nothing at all if it never mentioned it).
+    pub fn program(&self, id: &str) -> &ObservedProgram {
+        self.programs.get(id).unwrap_or(&self.nothing)
+    }
+
+    /// The run's own errors: the guest's, and a runner that is not the one this harness built
+    /// (another protocol version) or runs on another kernel than the one built for it.
+    pub fn run_errors(&self, kernel_version: &str) -> Vec<String> {
+        let mut errors = self.global_errors.clone();
+        if let Some((release, version)) = &self.hello {
+            if version != bpfh_protocol::VERSION {
+                errors.push(format!(
+                    "the guest runner speaks protocol {version}, this harness {}: it was built from another checkout",
+                    bpfh_protocol::VERSION
+                ));
+            }
+            if !release.starts_with(kernel_version) {
+                errors.push(format!("the guest runs kernel {release}, but {kernel_version} was built for it"));
+            }
+        }
+        errors
+    }
+}
+
+fn entry<'a>(programs: &'a mut BTreeMap<String, ObservedProgram>, id: &str) -> &'a mut ObservedProgram {
+    programs.entry(id.to_string()).or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_fold_by_program_and_the_hello_is_checked() {
+        let records = [
+            Record::Hello { kernel_release: "6.12.117".into(), runner_version: bpfh_protocol::VERSION.into() },
+            Record::Loaded { id: "a".into(), verdict: Verdict::Accepted, info: None },
+            Record::TaskRefs { id: "a".into(), before: 2, after: 3 },
+            Record::Error { id: Some("b".into()), message: "libbpf failed".into() },
+            Record::Error { id: None, message: "no tracefs".into() },
+        ];
+        let o = Observed::fold(&records);
+        assert_eq!(o.program("a").verdict, Some(Verdict::Accepted));
+        assert_eq!(o.program("a").task_refs, Some(RefCount { before: 2, after: 3 }));
+        assert_eq!(o.program("b").errors, ["libbpf failed"]);
+        assert_eq!(o.program("c"), &ObservedProgram::default());
+        assert_eq!(o.run_errors("6.12.117"), ["no tracefs"]);
+        assert_eq!(o.run_errors("6.13.0").len(), 2, "another kernel is an error");
+
+        let stale =
+            Observed::fold(&[Record::Hello { kernel_release: "6.12.117".into(), runner_version: "0.0.1".into() }]);
+        assert!(stale.run_errors("6.12.117")[0].contains("another checkout"));
+    }
+}

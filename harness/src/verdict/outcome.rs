@@ -1,0 +1,100 @@
+//! A program's correctness outcome and a variant's health, as the table, `compare` and `report`
+//! show them and as the correctness gate compares them.
+
+use crate::results::schema::{ProgramResult, RefCount, VariantResult};
+use bpfh_protocol::Verdict;
+
+const SKIPPED: &str = "skip";
+
+/// A program's correctness on one variant: what the verifier said, which expectations failed,
+/// and what the runs did to pid 1's task references. Two outcomes are equal when nothing a
+/// correctness gate cares about changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Outcome {
+    /// `accept`, `reject`, `skip` or `-` (no verdict reported).
+    pub verdict: String,
+    /// Names of the failed checks, in the order they were made.
+    pub failed: Vec<String>,
+    /// `balanced`, `leaked N` or `freed N`, when references were counted.
+    pub refs: Option<String>,
+}
+
+impl Outcome {
+    pub fn of(p: &ProgramResult) -> Outcome {
+        let verdict = match &p.verdict {
+            _ if p.skipped.is_some() => SKIPPED,
+            Some(Verdict::Accepted) => "accept",
+            Some(Verdict::Rejected { .. }) => "reject",
+            None => "-",
+        };
+        let refs = p.task_refs.map(|RefCount { before, after }| match after - before {
+            0 => "balanced".to_string(),
+            d if d > 0 => format!("leaked {d}"),
+            d => format!("freed {}", -d),
+        });
+        Outcome {
+            verdict: verdict.into(),
+            failed: p.checks.iter().filter(|c| !c.ok).map(|c| c.what.clone()).collect(),
+            refs,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// `accept ok`, `reject ok, refs balanced`, `accept FAILED retval`, `skip`.
+    pub fn short(&self) -> String {
+        if self.verdict == SKIPPED {
+            return SKIPPED.into();
+        }
+        let mut s = self.verdict.clone();
+        if self.failed.is_empty() {
+            s.push_str(" ok");
+        } else {
+            s.push_str(&format!(" FAILED {}", self.failed.join(",")));
+        }
+        if let Some(refs) = &self.refs {
+            s.push_str(&format!(", refs {refs}"));
+        }
+        s
+    }
+}
+
+/// A variant's own correctness: the guest finished and the kernel did not warn.
+pub fn variant_health(v: &VariantResult) -> String {
+    let mut parts = Vec::new();
+    if !v.complete {
+        parts.push("INCOMPLETE".to_string());
+    }
+    if !v.kernel_warnings.is_empty() {
+        parts.push(format!("{} kernel warnings", v.kernel_warnings.len()));
+    }
+    if !v.guest_errors.is_empty() {
+        parts.push(format!("{} guest errors", v.guest_errors.len()));
+    }
+    if parts.is_empty() {
+        "ok".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::schema::Check;
+
+    #[test]
+    fn outcomes_name_the_verdict_failed_checks_and_references() {
+        let run = crate::testing::fixture();
+        let mut p = run.variants[0].programs[0].clone();
+        assert_eq!(Outcome::of(&p).short(), "accept ok");
+        p.checks.push(Check { what: "retval".into(), ok: false, detail: String::new() });
+        p.task_refs = Some(RefCount { before: 3, after: 5 });
+        let o = Outcome::of(&p);
+        assert!(!o.passed());
+        assert_eq!(o.short(), "accept FAILED retval, refs leaked 2");
+        assert_eq!(variant_health(&run.variants[0]), "ok");
+    }
+}

@@ -1,0 +1,367 @@
+//! Judging a scenario's program: what the guest observed against what the scenario expects of
+//! it on a variant (verdict and message, return value, run errors, leaks, traces, prog_info).
+
+use crate::host::fsutil::last_lines;
+use crate::results::schema::{Check, ProgramResult, RefCount, Summary};
+use crate::scenario::{Balance, ExpectedVerdict, ProgramSpec, RunError, TracePattern};
+use crate::verdict::observed::ObservedProgram;
+use bpfh_protocol::{ObjectCount, ProgType, Verdict};
+
+fn check(what: &str, ok: bool, detail: String) -> Check {
+    Check::new(what, ok, detail)
+}
+
+/// Joins what the guest reported about `spec` with what the scenario expects of it on `variant`.
+pub fn judge(spec: &ProgramSpec, variant: &str, fixed_overhead_reference: bool, o: &ObservedProgram) -> ProgramResult {
+    let ran = o.ran.clone().unwrap_or_default();
+    let mut result = ProgramResult {
+        id: spec.id.clone(),
+        object: spec.object.clone(),
+        program: spec.program.clone(),
+        prog_type: spec.prog_type,
+        fixed_overhead_reference,
+        verdict: o.verdict.clone(),
+        load_info: o.load_info.clone(),
+        retval: o.ran.as_ref().map(|r| r.retval),
+        timing: ran.timing,
+        repeat: o.ran.as_ref().map(|r| r.repeat),
+        samples: ran.samples,
+        summary: None,
+        task_refs: o.task_refs,
+        cpumasks: o.cpumasks,
+        run_errno: ran.run_errno,
+        failed_runs: ran.failed_runs,
+        trace: o.trace.clone(),
+        checks: Vec::new(),
+        skipped: None,
+        upstream: None,
+    };
+    let mut errors = o.errors.clone();
+    if ran.retval_mismatch {
+        errors.insert(0, "runs returned different values".to_string());
+    }
+    result.summary = Summary::of(&result.samples);
+
+    let expect = spec.expectation_for(variant);
+    match (&result.verdict, expect.verdict) {
+        (None, _) => result.checks.push(check("verdict", false, "no verdict reported".into())),
+        (Some(Verdict::Accepted), ExpectedVerdict::Accept) => {
+            result.checks.push(check("verdict", true, "accepted, as expected".into()))
+        }
+        (Some(Verdict::Rejected { errno, log }), ExpectedVerdict::Accept) => result.checks.push(check(
+            "verdict",
+            false,
+            format!("rejected (errno {errno}), expected accept; verifier log ends with:\n{}", log_tail(log)),
+        )),
+        (Some(Verdict::Accepted), ExpectedVerdict::Reject) => {
+            result.checks.push(check("verdict", false, "accepted, expected reject".into()))
+        }
+        (Some(Verdict::Rejected { log, .. }), ExpectedVerdict::Reject) => match &expect.message {
+            Some(msg) if !log.contains(msg.as_str()) => result.checks.push(check(
+                "verdict",
+                false,
+                format!("rejected, but the log lacks {msg:?}; it ends with:\n{}", log_tail(log)),
+            )),
+            Some(msg) => result.checks.push(check("verdict", true, format!("rejected with {msg:?}, as expected"))),
+            None => result.checks.push(check("verdict", true, "rejected, as expected".into())),
+        },
+    }
+    let ran_expected = expect.verdict == ExpectedVerdict::Accept;
+    if ran_expected && matches!(result.verdict, Some(Verdict::Accepted)) {
+        for (field, want) in &expect.prog_info {
+            let got = result.load_info.as_ref().and_then(|i| i.extra.get(field));
+            result.checks.push(check(
+                "prog_info",
+                got == Some(want),
+                match got {
+                    Some(got) => format!("bpf_prog_info.{field} = {got}, expected {want}"),
+                    None => format!("bpf_prog_info.{field} not reported (does the variant declare it?)"),
+                },
+            ));
+        }
+        if result.retval.is_some() {
+            result.checks.push(run_error_check(expect.run_error, result.run_errno, result.failed_runs));
+        }
+        if let (Some(want), Some(got)) = (&expect.trace, &result.trace) {
+            result.checks.push(trace_check(want, got));
+        } else if expect.trace.is_some() {
+            result.checks.push(check("trace", false, "no trace was reported".into()));
+        }
+        // A tc run the kernel fails has no duration: only expected failures may lack samples.
+        let sampled_failures = expect.run_error.is_some() && spec.prog_type == ProgType::Tc;
+        if result.samples.len() != spec.samples as usize && !sampled_failures {
+            result.checks.push(check(
+                "samples",
+                false,
+                format!("{} samples reported, {} planned", result.samples.len(), spec.samples),
+            ));
+        }
+        if let (Some(want), got) = (expect.retval, result.retval) {
+            let ok = got == Some(want);
+            result.checks.push(check("retval", ok, format!("returned {got:?}, expected {want}")));
+        }
+        if let Some(want) = expect.task_refs {
+            let check = match (want, result.task_refs) {
+                (_, None) => check("task_refs", false, "pid 1's task references were not counted".into()),
+                (Balance::Balanced, Some(RefCount { before, after })) => check(
+                    "task_refs",
+                    after == before,
+                    format!("pid 1 task references {before} -> {after}, expected no change"),
+                ),
+                (Balance::Leaked, Some(RefCount { before, after })) => check(
+                    "task_refs",
+                    after > before,
+                    format!("pid 1 task references {before} -> {after}, expected a leak"),
+                ),
+            };
+            result.checks.push(check);
+        }
+        if let Some(want) = expect.cpumasks {
+            let check = match (want, result.cpumasks) {
+                (_, None) => check("cpumasks", false, "cpumask references were not counted".into()),
+                (want, Some(ObjectCount { acquired, released })) => {
+                    let (ok, expected) = match want {
+                        Balance::Balanced => (acquired == released, "as many dropped as taken"),
+                        Balance::Leaked => (acquired > released, "a leak"),
+                    };
+                    check(
+                        "cpumasks",
+                        ok,
+                        format!(
+                            "warm-up run took {acquired} cpumask references, dropped {released}; expected {expected}"
+                        ),
+                    )
+                }
+            };
+            result.checks.push(check);
+        }
+    }
+    for error in errors {
+        result.checks.push(check("guest", false, error));
+    }
+    result
+}
+
+fn run_error_check(want: Option<RunError>, got: Option<i32>, failed: u32) -> Check {
+    let name = |errno: i32| std::io::Error::from_raw_os_error(errno).to_string();
+    match (want, got) {
+        (None, None) => check("run_error", true, "every test run succeeded".into()),
+        (None, Some(errno)) => {
+            check("run_error", false, format!("{failed} test runs failed: errno {errno} ({})", name(errno)))
+        }
+        (Some(want), None) => check("run_error", false, format!("every test run succeeded, expected {want:?}")),
+        (Some(want), Some(errno)) => check(
+            "run_error",
+            errno == want.errno(),
+            format!("{failed} test runs failed with errno {errno} ({}), expected {want:?}", name(errno)),
+        ),
+    }
+}
+
+/// The traced run's events must match the expected patterns one for one, in order.
+fn trace_check(want: &[TracePattern], got: &[String]) -> Check {
+    for (index, pattern) in want.iter().enumerate() {
+        match got.get(index) {
+            Some(line) if pattern.matches(line) => {}
+            Some(line) => {
+                return check(
+                    "trace",
+                    false,
+                    format!("event {}: expected `{pattern}`, got `{line}`\n{}", index + 1, numbered(got)),
+                )
+            }
+            None => {
+                return check(
+                    "trace",
+                    false,
+                    format!("{} events, expected {}; missing `{pattern}`\n{}", got.len(), want.len(), numbered(got)),
+                )
+            }
+        }
+    }
+    if got.len() > want.len() {
+        return check(
+            "trace",
+            false,
+            format!("{} events, expected {}; first extra: `{}`", got.len(), want.len(), got[want.len()]),
+        );
+    }
+    check("trace", true, format!("{} events in the expected order", got.len()))
+}
+
+fn numbered(lines: &[String]) -> String {
+    lines.iter().enumerate().map(|(i, l)| format!("  {:>3}  {l}", i + 1)).collect::<Vec<_>>().join("\n")
+}
+
+/// How much of a verifier log an unexpected verdict shows.
+const LOG_TAIL_LINES: usize = 8;
+
+fn log_tail(log: &str) -> String {
+    last_lines(log, LOG_TAIL_LINES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Expectation;
+    use crate::verdict::observed::Observed;
+    use bpfh_protocol::{LoadInfo, Record, Timing};
+
+    fn evaluate(spec: &ProgramSpec, variant: &str, fixed: bool, records: &[Record]) -> ProgramResult {
+        judge(spec, variant, fixed, Observed::fold(records).program(&spec.id))
+    }
+
+    fn spec(verdict: ExpectedVerdict, message: Option<&str>, retval: Option<u32>) -> ProgramSpec {
+        ProgramSpec {
+            id: "p".into(),
+            object: "o".into(),
+            program: "p".into(),
+            prog_type: ProgType::Tc,
+            repeat: 10,
+            packet_bytes: None,
+            samples: 2,
+            count_task_refs: false,
+            count_cpumasks: false,
+            sysctls: Default::default(),
+            sysctls_on: Default::default(),
+            trace_events: Vec::new(),
+            expect: Expectation { verdict, message: message.map(str::to_string), retval, ..Expectation::default() },
+            expect_on: Default::default(),
+            line: 1,
+        }
+    }
+
+    fn ran(samples: Vec<u64>, retval: u32) -> Record {
+        Record::Ran {
+            id: "p".into(),
+            retval,
+            retval_mismatch: false,
+            timing: Timing::TestRunDuration,
+            repeat: 10,
+            samples,
+            run_errno: None,
+            failed_runs: 0,
+        }
+    }
+
+    fn loaded(verdict: Verdict) -> Record {
+        Record::Loaded { id: "p".into(), verdict, info: None }
+    }
+
+    #[test]
+    fn accepted_program_with_expected_retval_passes() {
+        let r = evaluate(
+            &spec(ExpectedVerdict::Accept, None, Some(0)),
+            "v",
+            false,
+            &[loaded(Verdict::Accepted), ran(vec![83, 83], 0)],
+        );
+        assert!(r.passed(), "{:?}", r.checks);
+        assert_eq!(r.summary.unwrap().median, 83.0);
+    }
+
+    #[test]
+    fn wrong_retval_and_unexpected_rejection_fail() {
+        let r = evaluate(
+            &spec(ExpectedVerdict::Accept, None, Some(0)),
+            "v",
+            false,
+            &[loaded(Verdict::Accepted), ran(vec![83, 83], 1)],
+        );
+        assert!(!r.passed());
+        let rejected = Verdict::Rejected { errno: 22, log: "Unreleased reference id=2".into() };
+        let r = evaluate(&spec(ExpectedVerdict::Accept, None, None), "v", false, &[loaded(rejected)]);
+        assert!(!r.passed());
+        // Icount samples may differ where a timer interrupt lands in one batch and not another:
+        // that is the guest's own work, reported (min/max), not a failure.
+        let r = evaluate(
+            &spec(ExpectedVerdict::Accept, None, None),
+            "v",
+            false,
+            &[loaded(Verdict::Accepted), ran(vec![83, 84], 0)],
+        );
+        assert!(r.passed());
+        assert_eq!((r.summary.unwrap().min, r.summary.unwrap().max), (83, 84));
+    }
+
+    #[test]
+    fn expected_rejection_needs_the_message() {
+        let rejected =
+            || loaded(Verdict::Rejected { errno: 22, log: "...\nUnreleased reference id=2 alloc_insn=3\n".into() });
+        let ok =
+            evaluate(&spec(ExpectedVerdict::Reject, Some("Unreleased reference"), None), "v", false, &[rejected()]);
+        assert!(ok.passed(), "{:?}", ok.checks);
+        let wrong =
+            evaluate(&spec(ExpectedVerdict::Reject, Some("invalid mem access"), None), "v", false, &[rejected()]);
+        assert!(!wrong.passed());
+        let missing = evaluate(&spec(ExpectedVerdict::Reject, None, None), "v", false, &[]);
+        assert!(!missing.passed());
+    }
+
+    #[test]
+    fn cancelled_runs_pass_only_when_expected() {
+        let cancelled = Record::Ran {
+            id: "p".into(),
+            retval: 0,
+            retval_mismatch: false,
+            timing: Timing::TestRunDuration,
+            repeat: 1,
+            samples: vec![],
+            run_errno: Some(125),
+            failed_runs: 3,
+        };
+        let mut s = spec(ExpectedVerdict::Accept, None, None);
+        let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), cancelled.clone()]);
+        assert!(r.checks.iter().any(|c| c.what == "run_error" && !c.ok), "{:?}", r.checks);
+        s.expect.run_error = Some(RunError::ECANCELED);
+        let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), cancelled]);
+        assert!(r.passed(), "{:?}", r.checks);
+        let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), ran(vec![5, 5], 0)]);
+        assert!(!r.passed(), "a run that was not cancelled must fail the expectation");
+    }
+
+    #[test]
+    fn traces_must_match_in_order_and_length() {
+        let pats: Vec<TracePattern> = ["bpf_ref_acquire: held=1", "bpf_ref_table: entries=0"]
+            .iter()
+            .map(|p| TracePattern::parse(p).unwrap())
+            .collect();
+        let good = ["bpf_ref_acquire: prog_id=5 obj=0xffff held=1 tracked", "bpf_ref_table: prog_id=5 entries=0"]
+            .map(String::from);
+        assert!(trace_check(&pats, &good).ok);
+        assert!(!trace_check(&pats, &good[..1]).ok);
+        let swapped = [good[1].clone(), good[0].clone()];
+        assert!(!trace_check(&pats, &swapped).ok);
+        let extra = [good[0].clone(), good[1].clone(), good[1].clone()];
+        assert!(!trace_check(&pats, &extra).ok);
+        let held2 = ["bpf_ref_acquire: prog_id=5 held=2".to_string(), good[1].clone()];
+        assert!(!trace_check(&pats, &held2).ok);
+    }
+
+    #[test]
+    fn declared_prog_info_fields_are_compared() {
+        let mut s = spec(ExpectedVerdict::Accept, None, None);
+        s.expect.prog_info.insert("max_acquired_refs".into(), 2);
+        let info = LoadInfo { extra: [("max_acquired_refs".to_string(), 2)].into(), ..LoadInfo::default() };
+        let load = Record::Loaded { id: "p".into(), verdict: Verdict::Accepted, info: Some(info) };
+        let r = evaluate(&s, "v", false, &[load, ran(vec![5, 5], 0)]);
+        assert!(r.passed(), "{:?}", r.checks);
+        let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), ran(vec![5, 5], 0)]);
+        assert!(r.checks.iter().any(|c| c.what == "prog_info" && !c.ok));
+    }
+
+    #[test]
+    fn results_serialise_and_read_back() {
+        let r = evaluate(
+            &spec(ExpectedVerdict::Accept, None, Some(0)),
+            "v",
+            true,
+            &[loaded(Verdict::Accepted), ran(vec![5, 5], 0)],
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        let back: ProgramResult = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.samples, vec![5, 5]);
+        assert!(back.fixed_overhead_reference);
+        assert_eq!(back.checks, r.checks);
+    }
+}

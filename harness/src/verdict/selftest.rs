@@ -1,0 +1,236 @@
+//! Judging an upstream selftest case as `test_loader.c` would: the verdict, the `__msg`
+//! substrings in order, the `__retval` of one run; and a variant's declared difference, which
+//! must happen instead.
+
+use crate::host::fsutil::last_lines;
+use crate::kernel::variant::Difference;
+use crate::results::schema::{Check, Origin, ProgramResult, Summary};
+use crate::scenario::ExpectedVerdict;
+use crate::selftests::annotations::{Case, POINTER_VALUE};
+use crate::verdict::observed::ObservedProgram;
+use bpfh_protocol::Verdict;
+
+/// How much of a verifier log an unexpected rejection shows.
+const LOG_TAIL_LINES: usize = 4;
+
+fn run_errno(o: &ObservedProgram) -> Option<i32> {
+    o.ran.as_ref().and_then(|r| r.run_errno)
+}
+
+/// test_loader.c's `validate_msgs` for plain substrings: each after the previous match.
+/// Returns the first message not found.
+fn first_missing<'a>(log: &str, msgs: &'a [String]) -> Option<&'a str> {
+    let mut rest = log;
+    for msg in msgs {
+        match rest.find(msg.as_str()) {
+            Some(at) => rest = &rest[at + msg.len()..],
+            None => return Some(msg),
+        }
+    }
+    None
+}
+
+/// Whether the observation meets an expectation: Ok(what happened) or Err(how it differs).
+fn meets(
+    o: &ObservedProgram,
+    verdict: ExpectedVerdict,
+    msgs: &[String],
+    retval: Option<i32>,
+) -> Result<String, String> {
+    match (&o.verdict, verdict) {
+        (None, _) => Err("no verdict reported".into()),
+        (Some(Verdict::Accepted), ExpectedVerdict::Reject) => Err("accepted, expected reject".into()),
+        (Some(Verdict::Rejected { errno, log }), ExpectedVerdict::Accept) => Err(format!(
+            "rejected (errno {errno}), expected accept; the log ends with:\n{}",
+            last_lines(log, LOG_TAIL_LINES)
+        )),
+        (Some(Verdict::Rejected { log, .. }), ExpectedVerdict::Reject) => match first_missing(log, msgs) {
+            Some(msg) => Err(format!("rejected, but the log lacks {msg:?} (after the messages before it)")),
+            None if msgs.is_empty() => Ok("rejected".into()),
+            None => Ok(format!("rejected with the {} expected messages", msgs.len())),
+        },
+        (Some(Verdict::Accepted), ExpectedVerdict::Accept) => {
+            match (retval, o.ran.as_ref().map(|r| r.retval), run_errno(o)) {
+                (None, _, _) => Ok("accepted".into()),
+                (Some(_), None, _) => Err("accepted, but no test run was reported".into()),
+                (Some(_), Some(_), Some(errno)) => Err(format!("the test run failed with errno {errno}")),
+                (Some(want), Some(got), None) if want == POINTER_VALUE || got as i32 == want => {
+                    Ok(format!("accepted, returned {}", got as i32))
+                }
+                (Some(want), Some(got), None) => Err(format!("returned {}, expected {want}", got as i32)),
+            }
+        }
+    }
+}
+
+/// The result of one case on a variant, with the variant's declared difference for it.
+pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) -> ProgramResult {
+    let mut checks = Vec::new();
+    let skipped = case.skip.clone().or_else(|| o.skipped.clone());
+    if skipped.is_none() {
+        let e = &case.expected;
+        let upstream = meets(o, e.verdict, &e.msgs, e.retval);
+        checks.push(match (difference, upstream) {
+            (None, Ok(what)) => {
+                Check { what: "upstream".into(), ok: true, detail: format!("{what}, as upstream expects") }
+            }
+            (None, Err(how)) => Check {
+                what: "upstream".into(),
+                ok: false,
+                detail: format!("undeclared difference from upstream: {how}"),
+            },
+            (Some(d), Ok(what)) => Check {
+                what: "declared_difference".into(),
+                ok: false,
+                detail: format!("{what}, as upstream expects, but the variant declares {:?} ({})", d.expect, d.reason),
+            },
+            (Some(d), Err(_)) => match meets(o, d.expect, &[], None) {
+                Ok(what) => Check {
+                    what: "declared_difference".into(),
+                    ok: true,
+                    detail: format!("{what}, as declared: {}", d.reason),
+                },
+                Err(how) => Check {
+                    what: "declared_difference".into(),
+                    ok: false,
+                    detail: format!("{how} (declared: {})", d.reason),
+                },
+            },
+        });
+    }
+    checks.extend(o.errors.iter().map(|e| Check::new("guest", false, e.clone())));
+    let samples = o.ran.as_ref().map(|r| r.samples.clone()).unwrap_or_default();
+    let summary = Summary::of(&samples);
+    ProgramResult {
+        id: case.id.clone(),
+        object: case.file.clone(),
+        program: case.program.clone(),
+        prog_type: case.prog_type,
+        fixed_overhead_reference: false,
+        verdict: o.verdict.clone(),
+        load_info: None,
+        retval: o.ran.as_ref().map(|r| r.retval),
+        timing: None,
+        repeat: None,
+        samples,
+        summary,
+        task_refs: None,
+        cpumasks: None,
+        run_errno: run_errno(o),
+        failed_runs: 0,
+        trace: None,
+        checks,
+        skipped,
+        upstream: Some(Origin {
+            file: case.file.clone(),
+            section: case.section.clone(),
+            expected: case.expected.clone(),
+            description: case.description.clone(),
+            declared_difference: difference.map(|d| d.reason.clone()),
+        }),
+    }
+}
+
+/// The difference a variant declares for a case.
+pub fn difference_for<'a>(differences: &'a [Difference], case: &Case) -> Option<&'a Difference> {
+    differences.iter().find(|d| d.file == case.file && d.program == case.program)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::schema::Expected;
+    use crate::verdict::observed::Observed;
+    use bpfh_protocol::{ProgType, Record};
+
+    fn evaluate(case: &Case, difference: Option<&Difference>, records: &[Record]) -> ProgramResult {
+        judge(case, difference, Observed::fold(records).program(&case.id))
+    }
+
+    #[test]
+    fn messages_match_in_order_as_substrings() {
+        let msgs = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let log = "0: R1=ctx()\ncall bpf_throw\nUnreleased reference id=2\nprocessed 5 insns";
+        assert_eq!(first_missing(log, &msgs(&["bpf_throw", "Unreleased reference"])), None);
+        assert_eq!(first_missing(log, &msgs(&["Unreleased reference", "bpf_throw"])), Some("bpf_throw"));
+        assert_eq!(first_missing(log, &msgs(&["id=2", "id=2"])), Some("id=2"));
+        assert_eq!(first_missing(log, &[]), None);
+    }
+
+    fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Case {
+        Case {
+            id: "f/p".into(),
+            file: "f.c".into(),
+            program: "p".into(),
+            section: "tc".into(),
+            prog_type: if retval.is_some() { ProgType::Tc } else { ProgType::Any },
+            runs: retval.is_some(),
+            expected: Expected { verdict, msgs: msgs.iter().map(|s| s.to_string()).collect(), retval },
+            description: None,
+            skip: None,
+        }
+    }
+
+    fn loaded(verdict: Verdict) -> Record {
+        Record::Loaded { id: "f/p".into(), verdict, info: None }
+    }
+
+    fn rejected(log: &str) -> Record {
+        loaded(Verdict::Rejected { errno: 22, log: log.into() })
+    }
+
+    fn ran(retval: u32) -> Record {
+        Record::Ran {
+            id: "f/p".into(),
+            retval,
+            retval_mismatch: false,
+            timing: bpfh_protocol::Timing::TestRunDuration,
+            repeat: 1,
+            samples: vec![100],
+            run_errno: None,
+            failed_runs: 0,
+        }
+    }
+
+    fn difference(expect: ExpectedVerdict) -> Difference {
+        Difference { file: "f.c".into(), program: "p".into(), expect, reason: "unwinding releases it".into() }
+    }
+
+    #[test]
+    fn undeclared_differences_fail_and_declared_ones_must_happen() {
+        let reject = case(ExpectedVerdict::Reject, &["Unreleased reference"], None);
+        let as_upstream = evaluate(&reject, None, &[rejected("... Unreleased reference id=3")]);
+        assert!(as_upstream.passed() && as_upstream.skipped.is_none(), "{:?}", as_upstream.checks);
+        assert!(!evaluate(&reject, None, &[rejected("R0 invalid mem access")]).passed(), "wrong message");
+        let accepted = evaluate(&reject, None, &[loaded(Verdict::Accepted)]);
+        assert!(!accepted.passed(), "an undeclared difference fails");
+        assert!(accepted.checks[0].detail.contains("undeclared difference"));
+
+        let declared = difference(ExpectedVerdict::Accept);
+        let r = evaluate(&reject, Some(&declared), &[loaded(Verdict::Accepted)]);
+        assert!(r.passed(), "{:?}", r.checks);
+        assert!(r.checks[0].detail.contains("unwinding releases it"));
+        assert_eq!(r.upstream.unwrap().declared_difference.as_deref(), Some("unwinding releases it"));
+        let r = evaluate(&reject, Some(&declared), &[rejected("Unreleased reference")]);
+        assert!(!r.passed(), "a declared difference that does not happen fails");
+        assert!(!evaluate(&reject, Some(&declared), &[]).passed(), "no verdict fails");
+    }
+
+    #[test]
+    fn retvals_are_checked_like_test_loader_and_skips_never_pass_silently() {
+        let run = case(ExpectedVerdict::Accept, &[], Some(-1));
+        assert!(evaluate(&run, None, &[loaded(Verdict::Accepted), ran(u32::MAX)]).passed());
+        assert!(!evaluate(&run, None, &[loaded(Verdict::Accepted), ran(0)]).passed());
+        assert!(!evaluate(&run, None, &[loaded(Verdict::Accepted)]).passed(), "a missing run fails");
+        let any = case(ExpectedVerdict::Accept, &[], Some(POINTER_VALUE));
+        assert!(evaluate(&any, None, &[loaded(Verdict::Accepted), ran(12345)]).passed());
+
+        let skipped = Record::Skipped { id: "f/p".into(), reason: "no LSM programs".into() };
+        let r = evaluate(&case(ExpectedVerdict::Reject, &[], None), None, &[skipped]);
+        assert_eq!(r.skipped.as_deref(), Some("no LSM programs"));
+        assert!(r.checks.is_empty());
+        assert_eq!(crate::verdict::outcome::Outcome::of(&r).short(), "skip");
+        let error = Record::Error { id: Some("f/p".into()), message: "libbpf failed".into() };
+        assert!(!evaluate(&case(ExpectedVerdict::Accept, &[], None), None, &[error]).passed());
+    }
+}

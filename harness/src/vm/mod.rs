@@ -1,0 +1,5 @@
+//! Boot: QEMU, the accelerator and measurement mode, and what the console says about the kernel.
+
+pub mod accel;
+pub mod console;
+pub mod qemu;

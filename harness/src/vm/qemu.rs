@@ -1,0 +1,364 @@
+//! Boot: runs one guest in QEMU, keeps its console, reads its records from the dedicated
+//! results channel (the second serial port) and stops it on panic or timeout. Guest failures are
+//! part of the outcome, with the console, so that what was gathered before them is not lost.
+
+use crate::host::fsutil::last_lines;
+use crate::vm::accel::{Accel, Mode};
+use crate::vm::console;
+use bpfh_protocol::{decode_stream, Record};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+const PANIC_MARKER: &str = "Kernel panic - not syncing";
+/// Lines of the console a failure shows, and of a panic from its first line on.
+const CONSOLE_TAIL_LINES: usize = 30;
+const PANIC_EXCERPT_LINES: usize = 40;
+/// How long a guest that reported Done may take to reset before it is stopped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct BootSpec {
+    pub accel: Accel,
+    pub mode: Mode,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// Receives console.log and records.txt.
+    pub workdir: PathBuf,
+    /// Until the runner's first record.
+    pub boot_timeout: Duration,
+    /// From the first record until Done.
+    pub run_timeout: Duration,
+}
+
+/// Why a guest did not run its plan to the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GuestFailure {
+    /// The kernel panicked; `excerpt` is the console from the panic line on.
+    Panic { excerpt: String },
+    /// No record from the runner within the boot timeout.
+    BootTimeout { seconds: u64, console_tail: String },
+    /// The runner started but did not finish within the run timeout.
+    RunTimeout { seconds: u64, console_tail: String },
+    /// QEMU ended before the runner said Done, without a panic.
+    QemuExited { status: String, stderr: String, console_tail: String },
+    /// The results channel carried something that is not a record.
+    Protocol { message: String },
+    /// The harness could not build (`stage: build`) or boot (`stage: boot`) this variant.
+    NotRun { stage: String, error: String },
+}
+
+impl std::fmt::Display for GuestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GuestFailure::Panic { excerpt } => write!(f, "kernel panic:\n{excerpt}"),
+            GuestFailure::BootTimeout { seconds, console_tail } => {
+                write!(f, "the guest did not reach the runner within {seconds} s; console ends with:\n{console_tail}")
+            }
+            GuestFailure::RunTimeout { seconds, console_tail } => {
+                write!(f, "the runner did not finish within {seconds} s; console ends with:\n{console_tail}")
+            }
+            GuestFailure::QemuExited { status, stderr, console_tail } => write!(
+                f,
+                "QEMU exited ({status}) before the runner finished; QEMU stderr: {stderr}\nconsole ends with:\n{console_tail}"
+            ),
+            GuestFailure::Protocol { message } => write!(f, "results channel: {message}"),
+            GuestFailure::NotRun { stage, error } => write!(f, "not run: the {stage} failed: {error}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BootOutcome {
+    pub console_log: PathBuf,
+    pub records: Vec<Record>,
+    /// Kernel warnings, bugs and the like the console shows ([`console::kernel_warnings`]).
+    pub kernel_warnings: Vec<String>,
+    pub failure: Option<GuestFailure>,
+    /// Wall time from QEMU start to the runner's first record (emulated boot under TCG).
+    pub boot_seconds: Option<f64>,
+    pub total_seconds: f64,
+}
+
+pub fn qemu_args(spec: &BootSpec, records: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-nodefaults",
+        "-no-user-config",
+        // No network device: nothing in the guest reaches the host or beyond.
+        "-nic",
+        "none",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-machine",
+        "pc",
+        "-m",
+        "512",
+        "-smp",
+        "1",
+    ]
+    .map(String::from)
+    .to_vec();
+    match spec.accel {
+        Accel::Kvm => args.extend(["-accel", "kvm", "-cpu", "host"].map(String::from)),
+        Accel::Tcg => args.extend(["-accel", "tcg", "-cpu", "max"].map(String::from)),
+    }
+    if spec.mode == Mode::Icount {
+        args.extend(["-icount", "shift=0,sleep=off"].map(String::from));
+    }
+    args.extend([
+        "-kernel".into(),
+        spec.kernel.display().to_string(),
+        "-initrd".into(),
+        spec.initrd.display().to_string(),
+        "-append".into(),
+        // loglevel=7 (no `quiet`): everything from KERN_INFO up reaches the console, where
+        // warnings, lockdep, KASAN and kmemleak reports are looked for. tsc=reliable: QEMU's TSC
+        // needs no clocksource watchdog, and without one the TSC is valid for high-resolution
+        // timers from the start, not only after its ~1 s refinement (a watchdog budget's timer
+        // would otherwise fire at the next 4 ms tick during the first programs).
+        "console=ttyS0 loglevel=7 panic=-1 rdinit=/init tsc=reliable".into(),
+        "-serial".into(),
+        "stdio".into(),
+        "-serial".into(),
+        format!("file:{}", records.display()),
+    ]);
+    args
+}
+
+/// Reads the results channel's file as the guest writes it: each call decodes only the complete
+/// lines added since the last (a line being written is left for later).
+struct RecordReader {
+    file: std::fs::File,
+    pending: Vec<u8>,
+    records: Vec<Record>,
+    /// Lines decoded so far, so that an error names the line of the whole stream.
+    lines: usize,
+    error: Option<String>,
+}
+
+impl RecordReader {
+    fn open(path: &Path) -> std::io::Result<RecordReader> {
+        Ok(RecordReader {
+            file: std::fs::File::open(path)?,
+            pending: Vec::new(),
+            records: Vec::new(),
+            lines: 0,
+            error: None,
+        })
+    }
+
+    fn poll(&mut self) {
+        if self.error.is_some() || std::io::Read::read_to_end(&mut self.file, &mut self.pending).is_err() {
+            return;
+        }
+        let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') else { return };
+        let complete: Vec<u8> = self.pending.drain(..=end).collect();
+        let text = String::from_utf8_lossy(&complete);
+        match decode_stream(&text) {
+            Ok(records) => self.records.extend(records),
+            Err(e) => self.error = Some(shift_line_numbers(e, self.lines).to_string()),
+        }
+        self.lines += text.matches('\n').count();
+    }
+}
+
+/// A decode error of a later chunk, numbered as a line of the whole stream.
+fn shift_line_numbers(error: bpfh_protocol::DecodeError, before: usize) -> bpfh_protocol::DecodeError {
+    use bpfh_protocol::DecodeError::{Malformed, NotARecord};
+    match error {
+        NotARecord { line, text } => NotARecord { line: line + before, text },
+        Malformed { line, message } => Malformed { line: line + before, message },
+    }
+}
+
+/// Boots the guest and waits for it to finish its plan, fail, or time out.
+pub fn boot(spec: &BootSpec) -> anyhow::Result<BootOutcome> {
+    std::fs::create_dir_all(&spec.workdir)?;
+    let console_log = spec.workdir.join("console.log");
+    let records_path = spec.workdir.join("records.txt");
+    std::fs::write(&records_path, b"")?;
+    let mut reader = RecordReader::open(&records_path)?;
+    let start = Instant::now();
+    let mut child = Command::new(QEMU)
+        .args(qemu_args(spec, &records_path))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {QEMU}: {e}"))?;
+
+    let console = Arc::new(Mutex::new(String::new()));
+    let stdout = child.stdout.take().expect("piped");
+    let console_writer = {
+        let console = Arc::clone(&console);
+        let mut file = std::fs::File::create(&console_log)?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                let _ = writeln!(file, "{line}");
+                console.lock().expect("console lock").push_str(&(line + "\n"));
+            }
+        })
+    };
+    let stderr = child.stderr.take().expect("piped");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+
+    let mut boot_seconds = None;
+    let mut done_at: Option<Instant> = None;
+    let mut failure = None;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        reader.poll();
+        let seen_any = !reader.records.is_empty() || reader.error.is_some();
+        if seen_any && boot_seconds.is_none() {
+            boot_seconds = Some(start.elapsed().as_secs_f64());
+        }
+        if done_at.is_none() && reader.error.is_none() && reader.records.contains(&Record::Done) {
+            done_at = Some(Instant::now());
+        }
+        let console_tail = || last_lines(&console.lock().expect("console lock"), CONSOLE_TAIL_LINES);
+        if let Some(done) = done_at {
+            if done.elapsed() > SHUTDOWN_GRACE {
+                break None;
+            }
+        } else if boot_seconds.is_none() && start.elapsed() > spec.boot_timeout {
+            failure =
+                Some(GuestFailure::BootTimeout { seconds: spec.boot_timeout.as_secs(), console_tail: console_tail() });
+            break None;
+        } else if let Some(booted) = boot_seconds {
+            if start.elapsed().as_secs_f64() - booted > spec.run_timeout.as_secs_f64() {
+                failure = Some(GuestFailure::RunTimeout {
+                    seconds: spec.run_timeout.as_secs(),
+                    console_tail: console_tail(),
+                });
+                break None;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = console_writer.join();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    let console = console.lock().expect("console lock").clone();
+
+    reader.poll();
+    let (records, protocol_error) = match reader.error {
+        None => (reader.records, None),
+        Some(message) => (Vec::new(), Some(GuestFailure::Protocol { message })),
+    };
+    let finished = records.contains(&Record::Done);
+    if failure.is_none() {
+        failure = protocol_error;
+    }
+    if failure.is_none() && !finished {
+        failure = Some(match console.find(PANIC_MARKER) {
+            Some(at) => GuestFailure::Panic { excerpt: last_lines(&console[at..], PANIC_EXCERPT_LINES) },
+            None => GuestFailure::QemuExited {
+                status: status.map(|s| s.to_string()).unwrap_or_else(|| "stopped".into()),
+                stderr: stderr.trim().to_string(),
+                console_tail: last_lines(&console, CONSOLE_TAIL_LINES),
+            },
+        });
+    }
+    Ok(BootOutcome {
+        console_log,
+        records,
+        kernel_warnings: console::kernel_warnings(&console),
+        failure,
+        boot_seconds,
+        total_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// QEMU's version line, for provenance.
+pub fn qemu_version() -> String {
+    Command::new(QEMU)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(accel: Accel, mode: Mode) -> BootSpec {
+        BootSpec {
+            accel,
+            mode,
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            workdir: "/w".into(),
+            boot_timeout: Duration::from_secs(1),
+            run_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn icount_is_only_requested_in_icount_mode() {
+        let joined = |s: &BootSpec| qemu_args(s, Path::new("/r")).join(" ");
+        let icount = joined(&spec(Accel::Tcg, Mode::Icount));
+        assert!(icount.contains("-accel tcg") && icount.contains("-icount shift=0,sleep=off"));
+        let kvm = joined(&spec(Accel::Kvm, Mode::Wallclock));
+        assert!(kvm.contains("-accel kvm") && !kvm.contains("-icount"));
+        assert!(kvm.contains("panic=-1") && kvm.contains("-no-reboot") && kvm.contains("file:/r"));
+        assert!(kvm.contains("-nic none") && kvm.contains("loglevel=7") && !kvm.contains("quiet"));
+    }
+
+    /// A QEMU that ends at once (its "kernel" is a text file) is a failure carrying its stderr.
+    #[test]
+    fn qemu_exiting_early_is_reported_with_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_kernel = dir.path().join("vmlinux");
+        std::fs::write(&not_a_kernel, "not a kernel").unwrap();
+        let outcome = boot(&BootSpec {
+            kernel: not_a_kernel,
+            initrd: dir.path().join("vmlinux"),
+            workdir: dir.path().join("boot"),
+            boot_timeout: Duration::from_secs(60),
+            ..spec(Accel::Tcg, Mode::Wallclock)
+        })
+        .unwrap();
+        match outcome.failure {
+            Some(GuestFailure::QemuExited { stderr, .. }) => assert!(stderr.starts_with("qemu"), "{stderr}"),
+            other => panic!("expected QemuExited, got {other:?}"),
+        }
+        assert!(outcome.console_log.is_file());
+    }
+
+    #[test]
+    fn a_partly_written_record_is_left_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.txt");
+        let done = Record::Done.encode();
+        std::fs::write(&path, format!("{done}\n{}", &done[..5])).unwrap();
+        let mut reader = RecordReader::open(&path).unwrap();
+        reader.poll();
+        assert_eq!(reader.records, vec![Record::Done]);
+        // The rest of the line arrives later; a bad line after it is numbered in the stream.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(file, "{}", &done[5..]).unwrap();
+        reader.poll();
+        assert_eq!(reader.records, vec![Record::Done, Record::Done]);
+        writeln!(file, "not a record").unwrap();
+        reader.poll();
+        assert!(reader.error.as_deref().unwrap().contains("line 3"), "{:?}", reader.error);
+    }
+}
