@@ -5,7 +5,8 @@ use harness::host::{fsutil, prereq, repo};
 use harness::pipeline::{self, Options};
 use harness::report;
 use harness::results::{merge, store};
-use harness::vm::accel::{AccelChoice, Mode};
+use harness::vm::accel::AccelChoice;
+use harness::vm::qemu::Mode;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

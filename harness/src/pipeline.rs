@@ -14,8 +14,8 @@ use crate::results::store;
 use crate::scenario::Scenario;
 use crate::verdict::pool::pool_boots;
 use crate::verdict::{subject, Boot};
-use crate::vm::accel::{self, Accel, AccelChoice, Mode};
-use crate::vm::qemu::{self, BootOutcome, BootSpec, GuestFailure};
+use crate::vm::accel::{self, AccelChoice};
+use crate::vm::qemu::{self, Accel, BootOutcome, BootSpec, GuestFailure, Mode};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -173,45 +173,18 @@ pub fn measure(
     opts: &Options,
     run_dir: &Path,
 ) -> anyhow::Result<Measured> {
-    let failed = |variant: &Variant, failure: &GuestFailure, console: Option<&Path>| {
-        let reason = match failure {
-            GuestFailure::NotRun { .. } => failure.to_string(),
-            _ => format!("guest failed: {failure}"),
-        };
-        sink.emit(Event::VariantFailed {
-            scenario: scenario.name.clone(),
-            variant: variant.name.clone(),
-            reason,
-            console: console.map(Path::to_path_buf),
-        });
-    };
-    let not_run = |variant: &Variant, stage: &str, error: String| {
-        let failure = GuestFailure::NotRun { stage: stage.into(), error };
-        failed(variant, &failure, None);
-        failure
-    };
-
+    let failures = Failures { sink, scenario: &scenario.name };
     let mut steps = Steps::new(sink, variants.len());
-    let mut prepared: Vec<Result<GuestImage, GuestFailure>> = Vec::new();
-    for variant in variants {
-        steps.begin(&variant.name, &format!("building: {}", variant.description));
-        prepared.push(stages.prepare(variant).map_err(|e| not_run(variant, "build", e.to_string())));
-    }
+    let prepared: Vec<Result<GuestImage, GuestFailure>> = variants
+        .iter()
+        .map(|variant| {
+            steps.begin(&variant.name, &format!("building: {}", variant.description));
+            stages.prepare(variant).map_err(|e| failures.not_run(variant, "build", e.to_string()))
+        })
+        .collect();
     let (accel, mode) = match prepared.iter().find_map(|p| p.as_ref().ok()) {
         Some(first) => {
-            let probe = || {
-                sink.phase(&first.variant.name, "probing whether KVM really runs a guest");
-                stages.boot(&BootSpec {
-                    accel: Accel::Kvm,
-                    mode: Mode::Wallclock,
-                    kernel: first.kernel.boot_image.clone(),
-                    initrd: first.probe_initrd.clone(),
-                    workdir: first.kernel.objdir.join("kvm-probe"),
-                    boot_timeout: KVM_PROBE_TIMEOUT,
-                    run_timeout: KVM_PROBE_TIMEOUT,
-                })
-            };
-            let accel = accel::choose(sink, opts.accel, stages.kvm_device_usable(), probe)?;
+            let accel = accel::choose(sink, opts.accel, stages.kvm_device_usable(), || probe_kvm(sink, stages, first))?;
             (accel, accel::choose_mode(accel, opts.mode, opts.allow_emulated_wallclock)?)
         }
         // Nothing to boot: the result records only the build failures.
@@ -243,17 +216,43 @@ pub fn measure(
                 run_timeout: scenario.run_timeout,
             });
             if let Ok(BootOutcome { failure: Some(failure), console_log, .. }) = &outcome {
-                failed(variant, failure, Some(console_log));
+                failures.report(variant, failure, Some(console_log));
             }
-            outcomes[i].push(outcome.map_err(|err| not_run(variant, "boot", format!("{err:#}"))));
+            outcomes[i].push(outcome.map_err(|err| failures.not_run(variant, "boot", format!("{err:#}"))));
         }
     }
     steps.finish();
+    let results = judge(scenario, variants, source_version, &prepared, outcomes);
+    Ok(Measured { accel, mode, variants: results })
+}
 
+/// Boots the first image under KVM with the probe plan: does a guest really run under it?
+fn probe_kvm(sink: &dyn Sink, stages: &dyn Stages, image: &GuestImage) -> anyhow::Result<BootOutcome> {
+    sink.phase(&image.variant.name, "probing whether KVM really runs a guest");
+    stages.boot(&BootSpec {
+        accel: Accel::Kvm,
+        mode: Mode::Wallclock,
+        kernel: image.kernel.boot_image.clone(),
+        initrd: image.probe_initrd.clone(),
+        workdir: image.kernel.objdir.join("kvm-probe"),
+        boot_timeout: KVM_PROBE_TIMEOUT,
+        run_timeout: KVM_PROBE_TIMEOUT,
+    })
+}
+
+/// Each variant's boots judged and pooled; a variant that was not built is judged on its
+/// scenario programs, none of which ran.
+fn judge(
+    scenario: &Scenario,
+    variants: &[Variant],
+    source_version: &str,
+    prepared: &[Result<GuestImage, GuestFailure>],
+    outcomes: Vec<Vec<Result<BootOutcome, GuestFailure>>>,
+) -> Vec<VariantResult> {
     let scenario_subjects = subject::of_scenario(scenario);
-    let results = variants
+    variants
         .iter()
-        .zip(&prepared)
+        .zip(prepared)
         .zip(outcomes)
         .map(|((variant, image), outcomes)| {
             let boot = Boot {
@@ -269,8 +268,34 @@ pub fn measure(
             }
             pool_boots(per_boot)
         })
-        .collect();
-    Ok(Measured { accel, mode, variants: results })
+        .collect()
+}
+
+/// Tells the sink about a variant that failed; the run goes on without it.
+struct Failures<'a> {
+    sink: &'a dyn Sink,
+    scenario: &'a str,
+}
+
+impl Failures<'_> {
+    fn report(&self, variant: &Variant, failure: &GuestFailure, console: Option<&Path>) {
+        let reason = match failure {
+            GuestFailure::NotRun { .. } => failure.to_string(),
+            _ => format!("guest failed: {failure}"),
+        };
+        self.sink.emit(Event::VariantFailed {
+            scenario: self.scenario.into(),
+            variant: variant.name.clone(),
+            reason,
+            console: console.map(Path::to_path_buf),
+        });
+    }
+
+    fn not_run(&self, variant: &Variant, stage: &str, error: String) -> GuestFailure {
+        let failure = GuestFailure::NotRun { stage: stage.into(), error };
+        self.report(variant, &failure, None);
+        failure
+    }
 }
 
 #[cfg(test)]

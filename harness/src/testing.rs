@@ -1,10 +1,14 @@
 //! Fixtures the unit tests of several stages share: a stored run of `simple.yaml` on the
-//! baseline, and runs derived from it.
+//! baseline and runs derived from it; selftest programs, cases and declared differences.
 
+use crate::kernel::variant::Difference;
+use crate::results::schema::Expected;
 use crate::results::schema::{Check, RefCount, RunResult, Summary};
 use crate::results::store::StoredRun;
+use crate::scenario::ExpectedVerdict;
 use crate::scenario::Threshold;
-use bpfh_protocol::Verdict;
+use crate::selftests::annotations::{Annotations, Case, Program};
+use bpfh_protocol::{ProgType, Verdict};
 use std::path::PathBuf;
 
 pub fn fixture() -> RunResult {
@@ -66,4 +70,33 @@ pub fn new_run() -> RunResult {
     let mut new = two_variants();
     new.scenario.thresholds = old_run().scenario.thresholds;
     new
+}
+
+/// A selftest program with these decl tags.
+pub fn program(name: &str, section: &str, tags: &[&str]) -> Program {
+    Program {
+        name: name.into(),
+        section: section.into(),
+        annotations: Annotations::parse(tags.iter().copied()).unwrap(),
+    }
+}
+
+/// Case `f/p` of `f.c`: what upstream expects of it; it runs when it has a retval.
+pub fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Case {
+    Case {
+        id: "f/p".into(),
+        file: "f.c".into(),
+        program: "p".into(),
+        section: "tc".into(),
+        prog_type: if retval.is_some() { ProgType::Tc } else { ProgType::Any },
+        runs: retval.is_some(),
+        expected: Expected { verdict, msgs: msgs.iter().map(|s| s.to_string()).collect(), retval },
+        description: None,
+        skip: None,
+    }
+}
+
+/// A declared difference for `f.c: p`.
+pub fn difference(expect: ExpectedVerdict) -> Difference {
+    Difference { file: "f.c".into(), program: "p".into(), expect, reason: "unwinding releases it".into() }
 }

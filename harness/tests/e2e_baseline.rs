@@ -5,7 +5,7 @@
 mod support;
 
 use bpfh_protocol::Verdict;
-use harness::vm::accel::{Accel, Mode};
+use harness::vm::qemu::{Accel, Mode};
 
 #[test]
 fn simple_scenario_runs_on_the_baseline_kernel() {
@@ -15,7 +15,7 @@ fn simple_scenario_runs_on_the_baseline_kernel() {
     assert_eq!(run.provenance.accel, Accel::Tcg);
     assert_eq!(run.provenance.mode, Mode::Icount);
     assert_eq!(run.provenance.unit, "insns");
-    let baseline = run.variants.iter().find(|v| v.name == "baseline").expect("baseline variant ran");
+    let baseline = run.variant("baseline").expect("baseline variant ran");
     assert!(baseline.complete, "guest did not finish: {:?}", baseline.failure);
     assert!(baseline.guest_errors.is_empty(), "{:?}", baseline.guest_errors);
     assert_eq!(baseline.kernel_version, "6.12.117");
@@ -32,13 +32,13 @@ fn simple_scenario_runs_on_the_baseline_kernel() {
     // Icount: the same instruction count in every sample of the simple programs (the cpumask
     // allocator of seed_simple may refill its cache in one run and not another).
     for id in ["empty_tc", "empty_syscall", "task_ref_tc", "task_ref_syscall"] {
-        let samples = &baseline.programs.iter().find(|p| p.id == id).unwrap().samples;
+        let samples = &baseline.program(id).unwrap().samples;
         assert!(samples.iter().all(|&s| s == samples[0]), "{id}: icount samples differ: {samples:?}");
     }
-    let seed = baseline.programs.iter().find(|p| p.id == "seed_simple").unwrap();
+    let seed = baseline.program("seed_simple").unwrap();
     let masks = seed.cpumasks.expect("cpumask references counted");
     assert_eq!((masks.acquired, masks.released), (1, 1), "one cpumask taken and dropped by the warm-up run");
-    let cost = |id: &str| baseline.programs.iter().find(|p| p.id == id).unwrap().samples[0];
+    let cost = |id: &str| baseline.program(id).unwrap().samples[0];
     assert!(cost("task_ref_tc") > cost("empty_tc"), "taking a reference must cost instructions");
     assert!(cost("task_ref_syscall") > cost("empty_syscall"));
 

@@ -7,8 +7,8 @@ use harness::events::{Collect, Terminal};
 use harness::host::cache::Cache;
 use harness::host::repo;
 use harness::results::schema::RunResult;
-use harness::vm::accel::{Accel, Mode};
 use harness::vm::qemu::{self as vm, BootSpec, GuestFailure};
+use harness::vm::qemu::{Accel, Mode};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -121,7 +121,7 @@ fn e2e_hung_guest_and_unbuildable_variant_are_recorded_and_the_rest_still_runs()
 
     let hung = stored_run(&results, "fault-hang");
     assert!(!hung.complete(), "the partial run is stored and marked incomplete");
-    let variant = |name: &str| hung.variants.iter().find(|v| v.name == name).unwrap().clone();
+    let variant = |name: &str| hung.variant(name).unwrap().clone();
     let baseline = variant("baseline");
     assert!(!baseline.complete);
     assert!(matches!(baseline.failure, Some(GuestFailure::RunTimeout { seconds: 5, .. })), "{:?}", baseline.failure);
@@ -131,7 +131,7 @@ fn e2e_hung_guest_and_unbuildable_variant_are_recorded_and_the_rest_still_runs()
     let verdicts: Vec<_> = baseline.programs.iter().map(|p| (p.id.as_str(), p.verdict.is_some())).collect();
     assert!(verdicts.contains(&("spin_syscall", true)), "{verdicts:?}");
     // A program the object does not have fails alone, naming what the object has.
-    let missing = baseline.programs.iter().find(|p| p.id == "not_in_the_object").unwrap();
+    let missing = baseline.program("not_in_the_object").unwrap();
     let why: Vec<&str> = missing.checks.iter().filter(|c| !c.ok).map(|c| c.detail.as_str()).collect();
     assert!(why.iter().any(|d| d.contains("no program \"not_in_the_object\" in faults.bpf.o")), "{why:?}");
     let broken = variant("broken");

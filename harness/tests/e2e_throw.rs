@@ -17,7 +17,7 @@ fn bpf_throw_releases_held_references_only_with_the_exception_unwind_series() {
     let results = tempfile::tempdir().unwrap();
     let (run, _) = support::run("throw.yaml", &support::icount(&[], results.path()));
 
-    let variant = |name: &str| run.variants.iter().find(|v| v.name == name).expect("variant ran");
+    let variant = |name: &str| run.variant(name).expect("variant ran");
     let (baseline, unwind) = (variant("baseline"), variant("exception-unwind"));
     for v in [baseline, unwind] {
         assert!(v.complete, "{}: guest did not finish: {:?}", v.name, v.failure);

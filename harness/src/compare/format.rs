@@ -7,7 +7,7 @@ use crate::report::cells::{exact_delta, num, render_rows, xml_escape};
 use crate::results::metrics;
 use crate::scenario::metric::{self, RUN};
 use crate::verdict::outcome::Outcome;
-use crate::vm::accel::Mode;
+use crate::vm::qemu::Mode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

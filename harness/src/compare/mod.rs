@@ -12,7 +12,7 @@ use crate::results::store::StoredRun;
 use crate::scenario::metric::RUN;
 use crate::scenario::Threshold;
 use crate::verdict::outcome::{variant_health, Outcome};
-use crate::vm::accel::Mode;
+use crate::vm::qemu::Mode;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -145,7 +145,7 @@ fn compare_scenario(old: Option<&StoredRun>, new: &StoredRun) -> ScenarioCompari
         return cmp;
     }
     for nv in &n.variants {
-        let Some(ov) = o.variants.iter().find(|v| v.name == nv.name) else {
+        let Some(ov) = o.variant(&nv.name) else {
             cmp.notes.push(format!("variant {} is new", nv.name));
             continue;
         };
@@ -209,9 +209,8 @@ fn status(old: f64, new: f64, threshold: Option<Threshold>, p: Option<f64>) -> S
 
 fn outcome_rows(old: Option<&RunResult>, new: &RunResult) -> Vec<OutcomeRow> {
     let mut rows = Vec::new();
-    let find_variant = |run: Option<&RunResult>, name: &str| -> Option<VariantResult> {
-        run.and_then(|r| r.variants.iter().find(|v| v.name == name).cloned())
-    };
+    let find_variant =
+        |run: Option<&RunResult>, name: &str| -> Option<VariantResult> { run.and_then(|r| r.variant(name).cloned()) };
     let mut names: Vec<String> = new.variants.iter().map(|v| v.name.clone()).collect();
     // A variant the old run had and the new one lost is a change too.
     for v in old.iter().flat_map(|o| &o.variants) {

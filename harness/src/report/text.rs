@@ -9,7 +9,7 @@ use crate::results::schema::{distinct_programs, Origin, ProgramResult, RunResult
 use crate::results::stats;
 use crate::scenario::metric;
 use crate::verdict::outcome::{variant_health, Outcome};
-use crate::vm::accel::Mode;
+use crate::vm::qemu::Mode;
 
 /// Program ids in first-seen order over all variants, with their type and fixed-cost flag
 /// (upstream selftest programs have a table of their own).

@@ -89,7 +89,7 @@ mod tests {
     fn mismatched_or_overlapping_shards_are_refused() {
         let (_, b, a) = shards();
         let mut other_mode = b.clone();
-        other_mode.run.provenance.mode = crate::vm::accel::Mode::Wallclock;
+        other_mode.run.provenance.mode = crate::vm::qemu::Mode::Wallclock;
         assert!(format!("{:#}", merge(&[a.clone(), other_mode]).unwrap_err()).contains("measured as"));
         let mut other_commit = b.clone();
         other_commit.run.provenance.harness_commit = "0123456789ab".into();

@@ -31,7 +31,7 @@ mod tests {
     #[test]
     fn metrics_come_in_display_order_with_the_run_first() {
         let run = crate::testing::fixture();
-        let p = run.variants[0].programs.iter().find(|p| p.id == "task_ref_tc").unwrap();
+        let p = run.variants[0].program("task_ref_tc").unwrap();
         let keys: Vec<String> = values(p).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys[0], RUN);
         assert_eq!(value(p, RUN), Some(312.0));

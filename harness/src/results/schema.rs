@@ -4,8 +4,8 @@
 use crate::host::repo::short_commit;
 use crate::results::stats;
 use crate::scenario::{ExpectedVerdict, Threshold};
-use crate::vm::accel::{Accel, Mode};
 use crate::vm::qemu::GuestFailure;
+use crate::vm::qemu::{Accel, Mode};
 use bpfh_protocol::{LoadInfo, ObjectCount, ProgType, Timing, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -212,6 +212,11 @@ impl Check {
 }
 
 impl RunResult {
+    /// The result of variant `name`, if the run has it.
+    pub fn variant(&self, name: &str) -> Option<&VariantResult> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
     /// Every variant was built and its guest ran its plan to the end; false marks a partial run.
     pub fn complete(&self) -> bool {
         self.variants.iter().all(|v| v.complete)

@@ -261,14 +261,7 @@ pub fn check_differences(variant: &str, differences: &[Difference], cases: &[Cas
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn program(name: &str, section: &str, tags: &[&str]) -> Program {
-        Program {
-            name: name.into(),
-            section: section.into(),
-            annotations: Annotations::parse(tags.iter().copied()).unwrap(),
-        }
-    }
+    use crate::testing::{case, difference, program};
 
     #[test]
     fn annotations_are_read_as_test_loader_reads_them() {
@@ -341,24 +334,6 @@ mod tests {
         let cases = super::cases("aux.c", &with_aux);
         assert_eq!(cases.len(), 1, "an auxiliary program is not a case");
         assert!(cases[0].skip.as_deref().unwrap().contains("__auxiliary"));
-    }
-
-    fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Case {
-        Case {
-            id: "f/p".into(),
-            file: "f.c".into(),
-            program: "p".into(),
-            section: "tc".into(),
-            prog_type: if retval.is_some() { ProgType::Tc } else { ProgType::Any },
-            runs: retval.is_some(),
-            expected: Expected { verdict, msgs: msgs.iter().map(|s| s.to_string()).collect(), retval },
-            description: None,
-            skip: None,
-        }
-    }
-
-    fn difference(expect: ExpectedVerdict) -> Difference {
-        Difference { file: "f.c".into(), program: "p".into(), expect, reason: "unwinding releases it".into() }
     }
 
     #[test]

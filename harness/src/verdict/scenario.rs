@@ -3,7 +3,7 @@
 
 use crate::host::fsutil::last_lines;
 use crate::results::schema::{Check, ProgramResult, RefCount, Summary};
-use crate::scenario::{Balance, ExpectedVerdict, ProgramSpec, RunError, TracePattern};
+use crate::scenario::{Balance, Expectation, ExpectedVerdict, ProgramSpec, RunError, TracePattern};
 use crate::verdict::observed::ObservedProgram;
 use bpfh_protocol::{ObjectCount, ProgType, Verdict};
 
@@ -43,103 +43,109 @@ pub fn judge(spec: &ProgramSpec, variant: &str, fixed_overhead_reference: bool, 
     result.summary = Summary::of(&result.samples);
 
     let expect = spec.expectation_for(variant);
-    match (&result.verdict, expect.verdict) {
-        (None, _) => result.checks.push(check("verdict", false, "no verdict reported".into())),
-        (Some(Verdict::Accepted), ExpectedVerdict::Accept) => {
-            result.checks.push(check("verdict", true, "accepted, as expected".into()))
-        }
-        (Some(Verdict::Rejected { errno, log }), ExpectedVerdict::Accept) => result.checks.push(check(
-            "verdict",
-            false,
-            format!("rejected (errno {errno}), expected accept; verifier log ends with:\n{}", log_tail(log)),
-        )),
-        (Some(Verdict::Accepted), ExpectedVerdict::Reject) => {
-            result.checks.push(check("verdict", false, "accepted, expected reject".into()))
-        }
-        (Some(Verdict::Rejected { log, .. }), ExpectedVerdict::Reject) => match &expect.message {
-            Some(msg) if !log.contains(msg.as_str()) => result.checks.push(check(
-                "verdict",
-                false,
-                format!("rejected, but the log lacks {msg:?}; it ends with:\n{}", log_tail(log)),
-            )),
-            Some(msg) => result.checks.push(check("verdict", true, format!("rejected with {msg:?}, as expected"))),
-            None => result.checks.push(check("verdict", true, "rejected, as expected".into())),
-        },
-    }
-    let ran_expected = expect.verdict == ExpectedVerdict::Accept;
-    if ran_expected && matches!(result.verdict, Some(Verdict::Accepted)) {
-        for (field, want) in &expect.prog_info {
-            let got = result.load_info.as_ref().and_then(|i| i.extra.get(field));
-            result.checks.push(check(
-                "prog_info",
-                got == Some(want),
-                match got {
-                    Some(got) => format!("bpf_prog_info.{field} = {got}, expected {want}"),
-                    None => format!("bpf_prog_info.{field} not reported (does the variant declare it?)"),
-                },
-            ));
-        }
-        if result.retval.is_some() {
-            result.checks.push(run_error_check(expect.run_error, result.run_errno, result.failed_runs));
-        }
-        if let (Some(want), Some(got)) = (&expect.trace, &result.trace) {
-            result.checks.push(trace_check(want, got));
-        } else if expect.trace.is_some() {
-            result.checks.push(check("trace", false, "no trace was reported".into()));
-        }
-        // A tc run the kernel fails has no duration: only expected failures may lack samples.
-        let sampled_failures = expect.run_error.is_some() && spec.prog_type == ProgType::Tc;
-        if result.samples.len() != spec.samples as usize && !sampled_failures {
-            result.checks.push(check(
-                "samples",
-                false,
-                format!("{} samples reported, {} planned", result.samples.len(), spec.samples),
-            ));
-        }
-        if let (Some(want), got) = (expect.retval, result.retval) {
-            let ok = got == Some(want);
-            result.checks.push(check("retval", ok, format!("returned {got:?}, expected {want}")));
-        }
-        if let Some(want) = expect.task_refs {
-            let check = match (want, result.task_refs) {
-                (_, None) => check("task_refs", false, "pid 1's task references were not counted".into()),
-                (Balance::Balanced, Some(RefCount { before, after })) => check(
-                    "task_refs",
-                    after == before,
-                    format!("pid 1 task references {before} -> {after}, expected no change"),
-                ),
-                (Balance::Leaked, Some(RefCount { before, after })) => check(
-                    "task_refs",
-                    after > before,
-                    format!("pid 1 task references {before} -> {after}, expected a leak"),
-                ),
-            };
-            result.checks.push(check);
-        }
-        if let Some(want) = expect.cpumasks {
-            let check = match (want, result.cpumasks) {
-                (_, None) => check("cpumasks", false, "cpumask references were not counted".into()),
-                (want, Some(ObjectCount { acquired, released })) => {
-                    let (ok, expected) = match want {
-                        Balance::Balanced => (acquired == released, "as many dropped as taken"),
-                        Balance::Leaked => (acquired > released, "a leak"),
-                    };
-                    check(
-                        "cpumasks",
-                        ok,
-                        format!(
-                            "warm-up run took {acquired} cpumask references, dropped {released}; expected {expected}"
-                        ),
-                    )
-                }
-            };
-            result.checks.push(check);
-        }
+    result.checks.push(verdict_check(result.verdict.as_ref(), expect));
+    if expect.verdict == ExpectedVerdict::Accept && matches!(result.verdict, Some(Verdict::Accepted)) {
+        result.checks.extend(run_checks(spec, expect, &result));
     }
     for error in errors {
         result.checks.push(check("guest", false, error));
     }
     result
+}
+
+/// The verifier's verdict against the expected one (and the rejection's message).
+fn verdict_check(got: Option<&Verdict>, expect: &Expectation) -> Check {
+    match (got, expect.verdict) {
+        (None, _) => check("verdict", false, "no verdict reported".into()),
+        (Some(Verdict::Accepted), ExpectedVerdict::Accept) => check("verdict", true, "accepted, as expected".into()),
+        (Some(Verdict::Rejected { errno, log }), ExpectedVerdict::Accept) => check(
+            "verdict",
+            false,
+            format!("rejected (errno {errno}), expected accept; verifier log ends with:\n{}", log_tail(log)),
+        ),
+        (Some(Verdict::Accepted), ExpectedVerdict::Reject) => {
+            check("verdict", false, "accepted, expected reject".into())
+        }
+        (Some(Verdict::Rejected { log, .. }), ExpectedVerdict::Reject) => match &expect.message {
+            Some(msg) if !log.contains(msg.as_str()) => check(
+                "verdict",
+                false,
+                format!("rejected, but the log lacks {msg:?}; it ends with:\n{}", log_tail(log)),
+            ),
+            Some(msg) => check("verdict", true, format!("rejected with {msg:?}, as expected")),
+            None => check("verdict", true, "rejected, as expected".into()),
+        },
+    }
+}
+
+/// What an accepted program that was expected to load must also have done: its prog_info
+/// fields, its runs (errors, trace, samples, return value) and what it left behind.
+fn run_checks(spec: &ProgramSpec, expect: &Expectation, result: &ProgramResult) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (field, want) in &expect.prog_info {
+        let got = result.load_info.as_ref().and_then(|i| i.extra.get(field));
+        checks.push(check(
+            "prog_info",
+            got == Some(want),
+            match got {
+                Some(got) => format!("bpf_prog_info.{field} = {got}, expected {want}"),
+                None => format!("bpf_prog_info.{field} not reported (does the variant declare it?)"),
+            },
+        ));
+    }
+    if result.retval.is_some() {
+        checks.push(run_error_check(expect.run_error, result.run_errno, result.failed_runs));
+    }
+    if let (Some(want), Some(got)) = (&expect.trace, &result.trace) {
+        checks.push(trace_check(want, got));
+    } else if expect.trace.is_some() {
+        checks.push(check("trace", false, "no trace was reported".into()));
+    }
+    // A tc run the kernel fails has no duration: only expected failures may lack samples.
+    let sampled_failures = expect.run_error.is_some() && spec.prog_type == ProgType::Tc;
+    if result.samples.len() != spec.samples as usize && !sampled_failures {
+        checks.push(check(
+            "samples",
+            false,
+            format!("{} samples reported, {} planned", result.samples.len(), spec.samples),
+        ));
+    }
+    if let (Some(want), got) = (expect.retval, result.retval) {
+        let ok = got == Some(want);
+        checks.push(check("retval", ok, format!("returned {got:?}, expected {want}")));
+    }
+    checks.extend(expect.task_refs.map(|want| task_refs_check(want, result.task_refs)));
+    checks.extend(expect.cpumasks.map(|want| cpumasks_check(want, result.cpumasks)));
+    checks
+}
+
+fn task_refs_check(want: Balance, got: Option<RefCount>) -> Check {
+    match (want, got) {
+        (_, None) => check("task_refs", false, "pid 1's task references were not counted".into()),
+        (Balance::Balanced, Some(RefCount { before, after })) => check(
+            "task_refs",
+            after == before,
+            format!("pid 1 task references {before} -> {after}, expected no change"),
+        ),
+        (Balance::Leaked, Some(RefCount { before, after })) => {
+            check("task_refs", after > before, format!("pid 1 task references {before} -> {after}, expected a leak"))
+        }
+    }
+}
+
+fn cpumasks_check(want: Balance, got: Option<ObjectCount>) -> Check {
+    let Some(ObjectCount { acquired, released }) = got else {
+        return check("cpumasks", false, "cpumask references were not counted".into());
+    };
+    let (ok, expected) = match want {
+        Balance::Balanced => (acquired == released, "as many dropped as taken"),
+        Balance::Leaked => (acquired > released, "a leak"),
+    };
+    check(
+        "cpumasks",
+        ok,
+        format!("warm-up run took {acquired} cpumask references, dropped {released}; expected {expected}"),
+    )
 }
 
 fn run_error_check(want: Option<RunError>, got: Option<i32>, failed: u32) -> Check {
@@ -203,7 +209,6 @@ fn log_tail(log: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Expectation;
     use crate::verdict::observed::Observed;
     use bpfh_protocol::{LoadInfo, Record, Timing};
 

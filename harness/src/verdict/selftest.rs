@@ -139,9 +139,9 @@ pub fn difference_for<'a>(differences: &'a [Difference], case: &Case) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::schema::Expected;
+    use crate::testing::{case, difference};
     use crate::verdict::observed::Observed;
-    use bpfh_protocol::{ProgType, Record};
+    use bpfh_protocol::Record;
 
     fn evaluate(case: &Case, difference: Option<&Difference>, records: &[Record]) -> ProgramResult {
         judge(case, difference, Observed::fold(records).program(&case.id))
@@ -155,20 +155,6 @@ mod tests {
         assert_eq!(first_missing(log, &msgs(&["Unreleased reference", "bpf_throw"])), Some("bpf_throw"));
         assert_eq!(first_missing(log, &msgs(&["id=2", "id=2"])), Some("id=2"));
         assert_eq!(first_missing(log, &[]), None);
-    }
-
-    fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Case {
-        Case {
-            id: "f/p".into(),
-            file: "f.c".into(),
-            program: "p".into(),
-            section: "tc".into(),
-            prog_type: if retval.is_some() { ProgType::Tc } else { ProgType::Any },
-            runs: retval.is_some(),
-            expected: Expected { verdict, msgs: msgs.iter().map(|s| s.to_string()).collect(), retval },
-            description: None,
-            skip: None,
-        }
     }
 
     fn loaded(verdict: Verdict) -> Record {
@@ -190,10 +176,6 @@ mod tests {
             run_errno: None,
             failed_runs: 0,
         }
-    }
-
-    fn difference(expect: ExpectedVerdict) -> Difference {
-        Difference { file: "f.c".into(), program: "p".into(), expect, reason: "unwinding releases it".into() }
     }
 
     #[test]

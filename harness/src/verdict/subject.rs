@@ -159,15 +159,8 @@ pub fn bpf_objects(subjects: &[Subject]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::host::repo;
-    use crate::selftests::annotations::{cases, Annotations, Program};
-
-    fn program(name: &str, section: &str, tags: &[&str]) -> Program {
-        Program {
-            name: name.into(),
-            section: section.into(),
-            annotations: Annotations::parse(tags.iter().copied()).unwrap(),
-        }
-    }
+    use crate::selftests::annotations::cases;
+    use crate::testing::program;
 
     #[test]
     fn selftest_cases_plan_a_test_loader_run_or_a_load_and_skips_are_not_planned() {

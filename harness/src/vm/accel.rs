@@ -2,36 +2,7 @@
 //! icount under TCG, and how many boots each variant gets.
 
 use crate::events::Sink;
-use crate::vm::qemu::BootOutcome;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-/// How guest time relates to real time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// TCG with `-icount shift=0,sleep=off`: one guest nanosecond per guest instruction, so
-    /// durations are deterministic instruction counts.
-    Icount,
-    /// Real time: meaningful only under KVM.
-    Wallclock,
-}
-
-impl Mode {
-    /// The unit of a duration the guest reports in this mode.
-    pub fn unit(self) -> &'static str {
-        match self {
-            Mode::Icount => "insns",
-            Mode::Wallclock => "ns",
-        }
-    }
-}
+use crate::vm::qemu::{Accel, BootOutcome, Mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AccelChoice {

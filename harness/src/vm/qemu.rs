@@ -3,7 +3,6 @@
 //! part of the outcome, with the console, so that what was gathered before them is not lost.
 
 use crate::host::fsutil::last_lines;
-use crate::vm::accel::{Accel, Mode};
 use crate::vm::console;
 use bpfh_protocol::{decode_stream, Record};
 use serde::{Deserialize, Serialize};
@@ -20,6 +19,34 @@ const CONSOLE_TAIL_LINES: usize = 30;
 const PANIC_EXCERPT_LINES: usize = 40;
 /// How long a guest that reported Done may take to reset before it is stopped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// How guest time relates to real time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// TCG with `-icount shift=0,sleep=off`: one guest nanosecond per guest instruction, so
+    /// durations are deterministic instruction counts.
+    Icount,
+    /// Real time: meaningful only under KVM.
+    Wallclock,
+}
+
+impl Mode {
+    /// The unit of a duration the guest reports in this mode.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Mode::Icount => "insns",
+            Mode::Wallclock => "ns",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct BootSpec {

@@ -38,7 +38,7 @@ pub fn run_clean(scenario: &str, variants: &[&str], results: &Path) -> RunResult
 }
 
 pub fn variant<'a>(run: &'a RunResult, name: &str) -> &'a VariantResult {
-    run.variants.iter().find(|v| v.name == name).expect("variant ran")
+    run.variant(name).expect("variant ran")
 }
 
 pub fn program<'a>(variant: &'a VariantResult, id: &str) -> &'a ProgramResult {
