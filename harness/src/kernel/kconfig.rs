@@ -305,11 +305,18 @@ mod tests {
     fn configure_on_the_kernel_tree_names_options_that_did_not_stick() {
         let src = std::env::var_os("BPF_HARNESS_TEST_KSRC")
             .map(PathBuf::from)
-            .or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".cache/bpf-harness/src/linux-source-6.12")))
+            .or_else(|| {
+                let extracted = PathBuf::from(std::env::var_os("HOME")?).join(".cache/bpf-harness/src");
+                std::fs::read_dir(extracted)
+                    .ok()?
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("linux-source-6.12")))
+            })
             .filter(|src| src.join("scripts/kconfig/merge_config.sh").is_file());
         let Some(src) = src else {
             eprintln!(
-                "skipped: no kernel tree (BPF_HARNESS_TEST_KSRC, else ~/.cache/bpf-harness/src/linux-source-6.12)"
+                "skipped: no kernel tree (BPF_HARNESS_TEST_KSRC, else ~/.cache/bpf-harness/src/linux-source-6.12-*)"
             );
             return;
         };

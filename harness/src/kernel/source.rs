@@ -3,9 +3,14 @@
 
 use crate::events::Sink;
 use crate::host::cache::Cache;
+use crate::host::fsutil::hash_parts;
 use crate::host::prereq::DEBIAN_KERNEL_TARBALL;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
+
+/// The release the shipped series are written for, and the Debian package that holds it.
+pub const SERIES_BASE: &str = "6.12.117";
+pub const SERIES_BASE_PACKAGE: &str = "6.12.117-1~deb12u1";
 
 #[derive(Debug, Clone)]
 pub struct KernelSource {
@@ -24,17 +29,27 @@ pub fn prepare(sink: &dyn Sink, cache: &Cache, user_tree: Option<&Path>) -> anyh
         None => extract_debian_tarball(sink, cache)?,
     };
     let version = read_version(&path)?;
+    if user_tree.is_none() && version != SERIES_BASE {
+        sink.warning(format!(
+            "Debian's linux-source-6.12 is {version}, but the variants' series are written for {SERIES_BASE}; \
+             for the same numbers: apt-get install --allow-downgrades linux-source-6.12={SERIES_BASE_PACKAGE}"
+        ));
+    }
     Ok(KernelSource { path, version })
 }
 
+/// The extraction of the tarball as it is now: a package upgrade (6.12.117 to 6.12.118) replaces
+/// the tarball, and must not leave builds on the old extraction.
 fn extract_debian_tarball(sink: &dyn Sink, cache: &Cache) -> anyhow::Result<PathBuf> {
     let tarball = Path::new(DEBIAN_KERNEL_TARBALL);
-    let target = cache.sources().join("linux-source-6.12");
+    let Ok(meta) = tarball.metadata() else {
+        bail!("{} not found: install linux-source-6.12 or pass --kernel-src DIR", tarball.display());
+    };
+    let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos().to_string();
+    let id = hash_parts([("size", meta.len().to_le_bytes().as_slice()), ("mtime", mtime.as_bytes())]);
+    let target = cache.sources().join(format!("linux-source-6.12-{}", &id[..16]));
     if target.join("Makefile").exists() {
         return Ok(target);
-    }
-    if !tarball.exists() {
-        bail!("{} not found: install linux-source-6.12 or pass --kernel-src DIR", tarball.display());
     }
     let staging = cache.sources().join(format!(".extract-{}", std::process::id()));
     std::fs::create_dir_all(&staging)?;
