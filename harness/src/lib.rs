@@ -5,6 +5,7 @@
 //!
 //! `pipeline` only sequences the stages; `events` carries what they report to whoever listens.
 
+pub mod ci;
 pub mod compare;
 pub mod events;
 pub mod guest;

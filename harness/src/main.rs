@@ -1,4 +1,5 @@
 use clap::{Parser, Subcommand, ValueEnum};
+use harness::ci::Exit;
 use harness::compare::format::Format;
 use harness::events::{JsonLines, Sink, Terminal};
 use harness::host::{fsutil, prereq, repo};
@@ -7,6 +8,7 @@ use harness::report;
 use harness::results::{merge, store};
 use harness::vm::accel::AccelChoice;
 use harness::vm::qemu::Mode;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +30,7 @@ enum Command {
         kernel_src: Option<PathBuf>,
     },
     /// Build every variant the scenario names, boot it, run the scenario and store the results.
+    #[command(after_help = harness::ci::EXIT_RULE)]
     Scenario {
         /// Scenario files (YAML), e.g. scenarios/simple.yaml; each runs even if one before it failed.
         #[arg(required = true)]
@@ -73,6 +76,41 @@ enum Command {
         #[arg(long, value_enum, default_value = "terminal")]
         progress: Progress,
     },
+    /// The nightly's jobs: one per variant running every scenario that names it (and the same
+    /// under the debug kernel), and the (scenario, variant) shards the results must hold.
+    Plan {
+        /// Scenario files (default: every scenarios/*.yaml, by name).
+        files: Vec<PathBuf>,
+        /// Where variants are defined (default: kernel-config/variants in the repository).
+        #[arg(long)]
+        variants_dir: Option<PathBuf>,
+        /// Print the plan as JSON (the workflow's matrix).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether a night passed: every expectation of the night's runs met, no regression against
+    /// the previous night, every planned shard present and complete.
+    #[command(after_help = harness::ci::EXIT_RULE)]
+    Gate {
+        /// The night's merged runs (a result file or a directory).
+        #[arg(long)]
+        current: PathBuf,
+        /// The previous night's runs; absent or empty on the first night.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// The plan (`plan --json`) whose shards must all be present.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Append the verdict and the comparison as Markdown here (a CI step summary).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Write the correctness outcomes as JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write every metric as github-action-benchmark JSON here.
+        #[arg(long)]
+        benchmark: Option<PathBuf>,
+    },
     /// Compare stored runs and gate on them: exit 1 when a metric rises beyond the scenario's
     /// threshold or a correctness outcome changes, 2 when the runs cannot be read.
     Compare {
@@ -117,6 +155,20 @@ fn parse_variant(arg: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
+/// `scenarios/*.yaml` in the repository, by name.
+fn shipped_scenarios() -> anyhow::Result<Vec<PathBuf>> {
+    let dir = repo::scenarios_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .map(|e| Ok(e?.path()))
+        .collect::<std::io::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 fn results_root(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(repo::results_dir)
 }
@@ -124,7 +176,8 @@ fn results_root(given: Option<PathBuf>) -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A gate must tell "regressed" (1) from "could not tell" (2).
-    let error_code = if matches!(cli.command, Command::Compare { .. }) { 2 } else { 1 };
+    let judges = matches!(cli.command, Command::Compare { .. } | Command::Gate { .. } | Command::Scenario { .. });
+    let error_code = if judges { Exit::Broken.code() } else { 1 };
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -173,7 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 variants_dir,
                 extra_variants: variant,
             };
-            let mut passed = true;
+            let mut exit = Exit::Passed;
             for file in &files {
                 match pipeline::run_scenario(sink.as_ref(), file, &opts) {
                     Ok((result, path)) => {
@@ -186,16 +239,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 path.display()
                             );
                         }
-                        passed &= result.passed();
+                        exit = exit.and(Exit::of_run(&result));
                     }
                     Err(err) if files.len() > 1 => {
                         eprintln!("error: {}: {err:#}", file.display());
-                        passed = false;
+                        exit = Exit::Broken;
                     }
                     Err(err) => return Err(err),
                 }
             }
-            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(ExitCode::from(exit.code()))
+        }
+        Command::Plan { files, variants_dir, json } => {
+            let files = if files.is_empty() { shipped_scenarios()? } else { files };
+            let variants_dir = variants_dir.unwrap_or_else(repo::variants_dir);
+            let plan = harness::ci::plan::plan(&files, &repo::bpf_source_dir(), &variants_dir)?;
+            if json {
+                println!("{}", serde_json::to_string(&plan)?);
+            } else {
+                print!("{}", plan.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gate { current, previous, plan, markdown, junit, benchmark } => {
+            let current = store::latest(&current)?;
+            let previous = match previous {
+                Some(dir) if dir.exists() => store::latest(&dir)?,
+                _ => Vec::new(),
+            };
+            let plan: Option<harness::ci::plan::Plan> = plan
+                .map(|p| -> anyhow::Result<_> {
+                    let text = std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a plan: {e}", p.display()))
+                })
+                .transpose()?;
+            let gate = harness::ci::gate::gate(&previous, &current, plan.as_ref());
+            let render = |format| harness::compare::format::render(&gate.comparison, format);
+            if let Some(path) = markdown {
+                let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                write!(out, "{}\n{}", gate.render(), render(Format::Markdown))?;
+            }
+            if let Some(path) = junit {
+                fsutil::write_atomic(&path, render(Format::Junit).as_bytes())?;
+            }
+            if let Some(path) = benchmark {
+                fsutil::write_atomic(&path, render(Format::BenchmarkJson).as_bytes())?;
+            }
+            print!("{}{}", render(Format::Terminal), gate.render());
+            Ok(ExitCode::from(gate.exit().code()))
         }
         Command::Compare { old, new, format } => {
             let comparison = harness::compare::compare(&store::latest(&old)?, &store::latest(&new)?);
