@@ -90,7 +90,7 @@ enum Command {
     },
     /// Whether a night passed: every expectation of the night's runs met, no regression against
     /// the previous night, every planned shard present and complete.
-    #[command(after_help = harness::ci::EXIT_RULE)]
+    #[command(after_help = harness::ci::GATE_EXIT_RULE)]
     Gate {
         /// The night's merged runs (a result file or a directory).
         #[arg(long)]

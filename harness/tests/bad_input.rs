@@ -75,7 +75,7 @@ fn scenario_mistakes_are_reported_with_their_position() {
         write("missing.yaml", "name: o\ndescription: d\nprograms:\n  - { object: not_there, program: p, type: tc }\n");
     let result = harness(&["scenario", &malformed, &unknown, &missing, "--accel", "tcg"]).output().unwrap();
     let message = stderr(&result);
-    assert_eq!(result.status.code(), Some(1), "{message}");
+    assert_eq!(result.status.code(), Some(2), "{message}");
     assert!(message.contains(&format!("{malformed}:2:")), "{message}");
     assert!(message.contains(&format!("{unknown}:3:1: unknown field `repeats`")), "{message}");
     assert!(message.contains(&format!("{missing}:4:")) && message.contains("no BPF source"), "{message}");
@@ -110,7 +110,7 @@ fn a_missing_patch_file_is_named() {
         .output()
         .unwrap();
     let message = stderr(&result);
-    assert_eq!(result.status.code(), Some(1), "{message}");
+    assert_eq!(result.status.code(), Some(2), "{message}");
     assert!(message.contains("variant gone: not run: the build failed"), "{message}");
     assert!(message.contains("0001-gone.patch: cannot read"), "{message}");
 }

@@ -21,6 +21,9 @@ pub struct Gate {
 pub fn gate(previous: &[StoredRun], current: &[StoredRun], plan: Option<&Plan>) -> Gate {
     let mut unmet = Vec::new();
     let mut broken = Vec::new();
+    if current.is_empty() {
+        broken.push("no runs at all: every job failed before storing results".to_string());
+    }
     for stored in current {
         let run = &stored.run;
         for v in &run.variants {
@@ -99,6 +102,7 @@ mod tests {
     fn a_night_fails_on_unmet_expectations_even_without_a_previous_night() {
         let clean = stored(fixture(), "a");
         assert_eq!(gate(&[], std::slice::from_ref(&clean), None).exit(), Exit::Passed);
+        assert_eq!(gate(&[], &[], None).exit(), Exit::Broken, "a night without runs is broken");
         let failing = stored(two_variants(), "b");
         let first_night = gate(&[], std::slice::from_ref(&failing), None);
         assert_eq!(first_night.exit(), Exit::Failed, "{}", first_night.render());

@@ -40,9 +40,14 @@ impl Exit {
     }
 }
 
-/// The rule, for `--help` and the README.
+/// The rule, for `scenario --help`.
 pub const EXIT_RULE: &str = "exit status: 0 every expectation met; 1 an expectation failed; 2 a variant could not be \
 built, booted or run (or a file could not be read), also when an expectation failed too";
+/// The rule, for `gate --help`.
+pub const GATE_EXIT_RULE: &str =
+    "exit status: 0 every expectation met and no regression; 1 an expectation failed or a \
+metric regressed; 2 a planned shard is missing, a variant did not run to its end, or the runs could not be read, also \
+when 1 would apply too";
 
 #[cfg(test)]
 mod tests {

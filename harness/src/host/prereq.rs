@@ -2,6 +2,7 @@
 //! Debian package provides it.
 
 use crate::events::Sink;
+use crate::host::command::run_logged;
 use std::path::Path;
 
 /// How to tell that a requirement is met.
@@ -127,9 +128,16 @@ pub fn ensure(sink: &dyn Sink, packaged_source: bool) -> anyhow::Result<()> {
         anyhow::bail!("install them first (as root):\n  {}\nthen run this command again", install_command(&packages));
     }
     sink.phase("host", &format!("installing with apt-get: {}", packages.join(" ")));
-    let sh = xshell::Shell::new()?;
-    xshell::cmd!(sh, "apt-get update -q").env("DEBIAN_FRONTEND", "noninteractive").run()?;
-    xshell::cmd!(sh, "apt-get install -y -q {packages...}").env("DEBIAN_FRONTEND", "noninteractive").run()?;
+    let log = std::env::temp_dir().join("bpf-harness-apt-get.log");
+    let apt = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run_logged(sink, "host", "apt-get update", &mut apt(&["update", "-q"]), &log)?;
+    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+    install.args(&packages);
+    run_logged(sink, "host", "apt-get install", &mut install, &log)?;
     let still_missing = missing_packages(&check(packaged_source));
     anyhow::ensure!(
         still_missing.is_empty(),

@@ -3,6 +3,7 @@
 
 use crate::events::Sink;
 use crate::host::cache::Cache;
+use crate::host::command::run_logged;
 use crate::host::fsutil::hash_parts;
 use crate::host::prereq::DEBIAN_KERNEL_TARBALL;
 use anyhow::{bail, Context};
@@ -53,9 +54,10 @@ fn extract_debian_tarball(sink: &dyn Sink, cache: &Cache) -> anyhow::Result<Path
     }
     let staging = cache.sources().join(format!(".extract-{}", std::process::id()));
     std::fs::create_dir_all(&staging)?;
-    sink.phase("source", &format!("extracting {} into {} (once)", tarball.display(), cache.sources().display()));
-    let sh = xshell::Shell::new()?;
-    xshell::cmd!(sh, "tar -xf {tarball} -C {staging}").run()?;
+    sink.phase("source", &format!("extracting {} into {} (once)", tarball.display(), target.display()));
+    let mut tar = std::process::Command::new("tar");
+    tar.arg("-xf").arg(tarball).arg("-C").arg(&staging);
+    run_logged(sink, "source", "extracting the kernel source", &mut tar, &cache.sources().join("extract.log"))?;
     std::fs::rename(staging.join("linux-source-6.12"), &target)
         .with_context(|| format!("moving the extracted tree to {}", target.display()))?;
     std::fs::remove_dir_all(&staging)?;

@@ -171,11 +171,7 @@ fn side_by_side(run: &RunResult) -> String {
                     );
                 }
                 None => {
-                    let why = run.variants[v]
-                        .programs
-                        .iter()
-                        .find(|p| p.id == *id)
-                        .map_or("absent".to_string(), |p| Outcome::of(p).verdict);
+                    let why = run.variants[v].program(id).map_or("absent".to_string(), |p| Outcome::of(p).verdict);
                     let why = if why == "reject" {
                         "rejected by the verifier".to_string()
                     } else {
@@ -334,7 +330,7 @@ fn history_charts(history: &[&RunResult]) -> String {
                     .iter()
                     .enumerate()
                     .filter_map(|(n, run)| {
-                        let rv = run.variants.iter().find(|x| x.name == v.name)?;
+                        let rv = run.variant(&v.name)?;
                         let p = rv.program(&id)?;
                         Some((n as f64 + 1.0, metrics::run_median(p)?))
                     })

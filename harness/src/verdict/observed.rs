@@ -97,7 +97,11 @@ impl Observed {
                     bpfh_protocol::VERSION
                 ));
             }
-            if !release.starts_with(kernel_version) {
+            // `uname -r` may add a local version (`6.12.117-dirty`), but not another digit.
+            let same = release
+                .strip_prefix(kernel_version)
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()));
+            if !same {
                 errors.push(format!("the guest runs kernel {release}, but {kernel_version} was built for it"));
             }
         }
@@ -129,6 +133,12 @@ mod tests {
         assert_eq!(o.program("c"), &ObservedProgram::default());
         assert_eq!(o.run_errors("6.12.117"), ["no tracefs"]);
         assert_eq!(o.run_errors("6.13.0").len(), 2, "another kernel is an error");
+        assert_eq!(o.run_errors("6.12.11").len(), 2, "6.12.117 is not 6.12.11");
+        let local = Observed::fold(&[Record::Hello {
+            kernel_release: "6.12.117-dirty".into(),
+            runner_version: bpfh_protocol::VERSION.into(),
+        }]);
+        assert!(local.run_errors("6.12.117").is_empty(), "a local version suffix is the same kernel");
 
         let stale =
             Observed::fold(&[Record::Hello { kernel_release: "6.12.117".into(), runner_version: "0.0.1".into() }]);
