@@ -32,7 +32,8 @@ enum Command {
     /// Build every variant the scenario names, boot it, run the scenario and store the results.
     #[command(after_help = harness::ci::EXIT_RULE)]
     Scenario {
-        /// Scenario files (YAML), e.g. scenarios/simple.yaml; each runs even if one before it failed.
+        /// Scenario files (YAML), e.g. scenarios/simple.yaml, or shipped scenarios by name (loop.yaml,
+        /// loop); each runs even if one before it failed.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Accelerator; `auto` proves KVM runs a guest before using it, else TCG.
@@ -155,18 +156,9 @@ fn parse_variant(arg: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
-/// `scenarios/*.yaml` in the repository, by name.
-fn shipped_scenarios() -> anyhow::Result<Vec<PathBuf>> {
-    let dir = repo::scenarios_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
-        .map(|e| Ok(e?.path()))
-        .collect::<std::io::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    Ok(files)
+/// Scenario arguments as files: a path, or a bare name of a shipped scenario (`loop.yaml`).
+fn resolve_scenarios(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    args.iter().map(|a| harness::scenario::resolve(a, &repo::scenarios_dir())).collect()
 }
 
 fn results_root(given: Option<PathBuf>) -> PathBuf {
@@ -228,7 +220,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let mut exit = Exit::Passed;
             for file in &files {
-                match pipeline::run_scenario(sink.as_ref(), file, &opts) {
+                let scenario = harness::scenario::resolve(file, &repo::scenarios_dir());
+                match scenario.and_then(|path| pipeline::run_scenario(sink.as_ref(), &path, &opts)) {
                     Ok((result, path)) => {
                         println!("{}", report::text::render(&result));
                         println!("results: {}", path.display());
@@ -251,7 +244,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit.code()))
         }
         Command::Plan { files, variants_dir, json } => {
-            let files = if files.is_empty() { shipped_scenarios()? } else { files };
+            let files = match files.is_empty() {
+                true => harness::scenario::shipped(&repo::scenarios_dir())?,
+                false => resolve_scenarios(&files)?,
+            };
             let variants_dir = variants_dir.unwrap_or_else(repo::variants_dir);
             let plan = harness::ci::plan::plan(&files, &repo::bpf_source_dir(), &variants_dir)?;
             if json {

@@ -84,13 +84,7 @@ mod tests {
     use super::*;
 
     fn shipped() -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(repo::scenarios_dir())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        files.sort();
-        files
+        crate::scenario::shipped(&repo::scenarios_dir()).unwrap()
     }
 
     #[test]

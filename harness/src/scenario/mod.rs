@@ -261,3 +261,64 @@ impl fmt::Display for ScenarioError {
 }
 
 impl std::error::Error for ScenarioError {}
+
+/// The scenario file a command-line argument names: the path itself when it exists, else a bare
+/// name (`loop`, `loop.yaml`) in `scenarios_dir`; an unknown name lists the scenarios there.
+pub fn resolve(arg: &Path, scenarios_dir: &Path) -> anyhow::Result<PathBuf> {
+    if arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    let bare = arg.components().count() == 1;
+    if bare {
+        let name = arg.to_string_lossy();
+        for candidate in [scenarios_dir.join(&*name), scenarios_dir.join(format!("{name}.yaml"))] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    let known = shipped(scenarios_dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    anyhow::bail!(
+        "{}: no such scenario file{} (scenarios in {}: {known})",
+        arg.display(),
+        if bare { ", and no scenario of that name" } else { "" },
+        scenarios_dir.display()
+    )
+}
+
+/// The `*.yaml` files in `dir`, by name.
+pub fn shipped(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_name_resolves_to_the_shipped_scenario_and_an_unknown_one_lists_them() {
+        let dir = crate::host::repo::scenarios_dir();
+        assert_eq!(resolve(Path::new("loop.yaml"), &dir).unwrap(), dir.join("loop.yaml"));
+        assert_eq!(resolve(Path::new("loop"), &dir).unwrap(), dir.join("loop.yaml"));
+        let given = dir.join("simple.yaml");
+        assert_eq!(resolve(&given, &dir).unwrap(), given);
+        let err = resolve(Path::new("lop.yaml"), &dir).unwrap_err().to_string();
+        assert!(err.starts_with("lop.yaml: no such scenario file, and no scenario of that name"), "{err}");
+        assert!(err.contains("branch, ") && err.contains("loop, "), "{err}");
+        let err = resolve(Path::new("elsewhere/loop.yaml"), &dir).unwrap_err().to_string();
+        assert!(err.starts_with("elsewhere/loop.yaml: no such scenario file (scenarios in"), "{err}");
+    }
+}
