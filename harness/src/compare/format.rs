@@ -15,6 +15,10 @@ pub enum Format {
     Markdown,
     Junit,
     BenchmarkJson,
+    /// The comparison as data: every metric change and outcome row, per scenario.
+    Json,
+    /// The load-time metrics in veristat's comparison CSV (`veristat -C -o csv`).
+    Csv,
 }
 
 pub fn render(c: &Comparison, format: Format) -> String {
@@ -23,7 +27,103 @@ pub fn render(c: &Comparison, format: Format) -> String {
         Format::Markdown => markdown(c),
         Format::Junit => junit(c),
         Format::BenchmarkJson => benchmark_json(c),
+        Format::Json => json(c),
+        Format::Csv => veristat_csv(c),
     }
+}
+
+#[derive(serde::Serialize)]
+struct JsonScenario<'a> {
+    scenario: &'a str,
+    old: Option<&'a std::path::Path>,
+    new: &'a std::path::Path,
+    mode: Mode,
+    unit: &'a str,
+    failed: bool,
+    metrics: &'a [MetricChange],
+    outcomes: &'a [super::OutcomeRow],
+    notes: &'a [String],
+}
+
+fn json(c: &Comparison) -> String {
+    let scenarios: Vec<JsonScenario> = c
+        .scenarios
+        .iter()
+        .map(|s| JsonScenario {
+            scenario: &s.scenario,
+            old: s.old_path.as_deref(),
+            new: &s.new_path,
+            mode: s.mode,
+            unit: &s.unit,
+            failed: s.failed(),
+            metrics: &s.metrics,
+            outcomes: &s.outcomes,
+            notes: &s.notes,
+        })
+        .collect();
+    let doc = serde_json::json!({ "failed": c.failed(), "scenarios": scenarios });
+    serde_json::to_string_pretty(&doc).expect("comparisons always serialise") + "\n"
+}
+
+/// veristat's statistics, by its CSV column name, and the metric each is.
+const VERISTAT_COLUMNS: [(&str, &str); 5] = [
+    ("duration", "verification_time_us"),
+    ("total_insns", "verified_insns"),
+    ("total_states", "total_states"),
+    ("peak_states", "peak_states"),
+    ("max_states_per_insn", "max_states_per_insn"),
+];
+
+/// `file_name,prog_name,verdict_base,verdict_comp,verdict_diff,duration_base,...` as
+/// `veristat -C base.csv comp.csv -o csv` writes it: the old run is the base, the new one the
+/// comparison; `file_name` is `<scenario>/<variant>/<object>`.
+fn veristat_csv(c: &Comparison) -> String {
+    let mut header = vec!["file_name".to_string(), "prog_name".into()];
+    for name in std::iter::once("verdict").chain(VERISTAT_COLUMNS.iter().map(|(n, _)| *n)) {
+        header.extend(["_base", "_comp", "_diff"].map(|sfx| format!("{name}{sfx}")));
+    }
+    let mut out = header.join(",") + "\n";
+    for s in &c.scenarios {
+        for v in &s.new.variants {
+            let old_variant = s.old.as_ref().and_then(|o| o.variant(&v.name));
+            for p in v.programs.iter().filter(|p| p.verdict.is_some()) {
+                let base = old_variant.and_then(|o| o.program(&p.id)).filter(|o| o.verdict.is_some());
+                let mut row = vec![format!("{}/{}/{}", s.scenario, v.name, p.object), p.id.clone()];
+                let verdict = |p: &crate::results::schema::ProgramResult| match p.verdict {
+                    Some(bpfh_protocol::Verdict::Accepted) => "success",
+                    _ => "failure",
+                };
+                row.push(base.map_or("N/A", verdict).into());
+                row.push(verdict(p).into());
+                row.push(match base {
+                    None => "N/A".into(),
+                    Some(b) if verdict(b) == verdict(p) => "MATCH".into(),
+                    Some(_) => "MISMATCH".into(),
+                });
+                for (_, metric) in VERISTAT_COLUMNS {
+                    let value = |p: &crate::results::schema::ProgramResult| metrics::value(p, metric);
+                    let (b, n) = (base.and_then(value), value(p));
+                    let shown = |x: Option<f64>| x.map_or("N/A".to_string(), num);
+                    row.push(shown(b));
+                    row.push(shown(n));
+                    row.push(match (b, n) {
+                        (Some(b), Some(n)) => {
+                            let pct = match b {
+                                0.0 if n == 0.0 => 0.0,
+                                0.0 => 100f64.copysign(n),
+                                _ => (n - b) * 100.0 / b,
+                            };
+                            format!("{:+} ({pct:+.2}%)", n - b)
+                        }
+                        _ => "N/A".into(),
+                    });
+                }
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 fn status_word(s: Status) -> &'static str {
@@ -338,6 +438,37 @@ mod tests {
         let parsed: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
         assert!(parsed.iter().all(|e| e["name"].is_string() && e["unit"].is_string() && e["value"].is_number()));
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn json_holds_every_row_and_the_verdict() {
+        let c = comparison();
+        let doc: serde_json::Value = serde_json::from_str(&render(&c, Format::Json)).unwrap();
+        assert_eq!(doc["failed"], c.failed());
+        let first = &doc["scenarios"][0];
+        assert_eq!(first["metrics"].as_array().unwrap().len(), c.scenarios[0].metrics.len());
+        assert_eq!(first["outcomes"].as_array().unwrap().len(), c.scenarios[0].outcomes.len());
+        assert_eq!(first["metrics"][0]["status"], serde_json::to_value(c.scenarios[0].metrics[0].status).unwrap());
+    }
+
+    #[test]
+    fn csv_is_veristats_comparison_shape() {
+        let text = render(&comparison(), Format::Csv);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        assert!(header.starts_with(
+            "file_name,prog_name,verdict_base,verdict_comp,verdict_diff,duration_base,duration_comp,duration_diff,total_insns_base"
+        ));
+        let columns = header.split(',').count();
+        assert_eq!(columns, 2 + 3 * 6);
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert!(rows.iter().all(|r| r.len() == columns), "{text}");
+        let tc = rows.iter().find(|r| r[0] == "simple/exception-unwind/simple" && r[1] == "task_ref_tc").unwrap();
+        assert_eq!(&tc[2..5], ["success", "success", "MATCH"]);
+        // total_insns: 10 in the old run, 12 in the new one.
+        assert_eq!(&tc[8..11], ["10", "12", "+2 (+20.00%)"]);
+        let rejected = rows.iter().find(|r| r[0].contains("exception-unwind") && r[1] == "task_ref_syscall").unwrap();
+        assert_eq!(&rejected[2..5], ["success", "failure", "MISMATCH"]);
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub struct ScenarioComparison {
     pub outcomes: Vec<OutcomeRow>,
     /// Why parts could not be compared (no previous run, different measurement modes).
     pub notes: Vec<String>,
-    /// The new run, for formats that report values rather than changes.
+    /// The runs, for formats that report values rather than changes.
+    pub old: Option<RunResult>,
     pub new: RunResult,
 }
 
@@ -128,6 +129,7 @@ fn compare_scenario(old: Option<&StoredRun>, new: &StoredRun) -> ScenarioCompari
         metrics: Vec::new(),
         outcomes: Vec::new(),
         notes: Vec::new(),
+        old: old.map(|o| o.run.clone()),
         new: n.clone(),
     };
     let Some(old) = old else {
