@@ -59,11 +59,50 @@ const REQUIREMENTS: &[Requirement] = &[
     file("/usr/include/openssl/ssl.h", "libssl-dev", "kernel build (certificate tooling)"),
     file("/usr/lib/x86_64-linux-gnu/libz.a", "zlib1g-dev", "static link of the guest runner"),
     file("/usr/lib/x86_64-linux-gnu/libzstd.a", "libzstd-dev", "static link of the guest runner (libelf uses zstd)"),
+    cmd("ccache", "ccache", "shares compiled files between the variants' kernel builds"),
+    cmd("git", "git", "stamps results with the harness commit"),
 ];
 
-/// Optional tools: used when present, never installed on their own.
+/// ccache is used when present (a kernel tree given with --kernel-src needs no packages).
 pub fn has_ccache() -> bool {
     on_path("ccache")
+}
+
+/// The oldest Rust the workspace builds with (`rust-version` in Cargo.toml).
+pub const MIN_RUST: (u32, u32) = (1, 89);
+
+/// `rustc 1.95.0 (f2d3ce0bd 2026-03-21)` -> (1, 95).
+fn rust_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.split_whitespace().nth(1)?.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The Rust toolchain: rustc new enough for the workspace (it builds the guest runner too), and
+/// cargo-nextest for the test command. Not Debian packages: Debian 12's cargo is too old.
+fn toolchain_report() -> (String, bool) {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let version = std::process::Command::new(&rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let (min_major, min_minor) = MIN_RUST;
+    let rust_ok = version.as_deref().and_then(rust_version).is_some_and(|v| v >= MIN_RUST);
+    let found = version.unwrap_or_else(|| "not found".into());
+    let mut report = format!(
+        "{} {:<40} {:<18} {found}; the workspace needs {min_major}.{min_minor} or later (rustup: https://rustup.rs)\n",
+        if rust_ok { "ok     " } else { "MISSING" },
+        "rustc",
+        "rustup"
+    );
+    let nextest = on_path("cargo-nextest");
+    report.push_str(&format!(
+        "{} {:<40} {:<18} the test command (cargo install --locked cargo-nextest)\n",
+        if nextest { "ok     " } else { "absent " },
+        "cargo-nextest",
+        "cargo"
+    ));
+    (report, rust_ok)
 }
 
 fn on_path(name: &str) -> bool {
@@ -104,7 +143,7 @@ pub fn missing_packages(status: &[(Requirement, bool)]) -> Vec<&'static str> {
 }
 
 pub fn install_command(packages: &[&str]) -> String {
-    format!("apt-get update && apt-get install -y {}", packages.join(" "))
+    format!("apt-get update && apt-get install -y --no-install-recommends {}", packages.join(" "))
 }
 
 /// Makes sure every requirement is met: as root on Debian, installs what is missing (saying what
@@ -155,20 +194,31 @@ pub fn doctor(packaged_source: bool) -> (String, bool) {
         let mark = if *present { "ok     " } else { "MISSING" };
         report.push_str(&format!("{mark} {:<40} {:<18} {}\n", req.what(), req.package, req.why));
     }
-    let ccache = if has_ccache() { "ok     " } else { "absent " };
-    report.push_str(&format!("{ccache} {:<40} {:<18} optional: caches kernel compilations\n", "ccache", "ccache"));
+    let (toolchain, rust_ok) = toolchain_report();
+    report.push_str(&toolchain);
     let packages = missing_packages(&status);
-    if packages.is_empty() {
+    if packages.is_empty() && rust_ok {
         report.push_str("\nall prerequisites are present\n");
-    } else {
+    }
+    if !packages.is_empty() {
         report.push_str(&format!("\nto install what is missing:\n  {}\n", install_command(&packages)));
     }
-    (report, packages.is_empty())
+    (report, packages.is_empty() && rust_ok)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_versions_are_read_from_rustc() {
+        assert_eq!(rust_version("rustc 1.95.0 (f2d3ce0bd 2026-03-21)"), Some((1, 95)));
+        assert_eq!(rust_version("rustc 1.63.0"), Some((1, 63)));
+        assert!(rust_version("rustc 1.63.0").unwrap() < MIN_RUST, "Debian 12's rustc is too old");
+        assert_eq!(rust_version("not rustc"), None);
+        let (report, ok) = toolchain_report();
+        assert!(ok, "the toolchain running this test is new enough: {report}");
+    }
 
     #[test]
     fn missing_packages_are_deduplicated_and_ordered() {
