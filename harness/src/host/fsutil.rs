@@ -4,26 +4,21 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `data` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a half-written file and an interrupted run leaves the old one intact.
-/// A failure (a full disk, a file size limit) names the file and leaves no temporary behind.
+/// Writes `data` to `path` through a temporary file in the same directory, renamed into place
+/// and the directory synced, so a reader never sees a half-written file and an interrupted run
+/// or a crash leaves the old one intact. A failure (a full disk, a file size limit) names the
+/// file and leaves no temporary behind (it is removed when dropped unpersisted).
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()));
     std::fs::create_dir_all(dir).map_err(named)?;
-    let (tmp, mut file) = tempfile_in(dir, path).map_err(named)?;
-    let written = file.write_all(data).and_then(|()| file.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(named)
-}
-
-fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
-    let stem = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{stem}.tmp.{}", std::process::id()));
-    let file = std::fs::File::create(&tmp)?;
-    Ok((tmp, file))
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(named)?;
+    file.write_all(data).and_then(|()| file.as_file().sync_all()).map_err(named)?;
+    file.persist(path).map_err(|e| named(e.error))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(named)
 }
 
 /// Hex SHA-256 of a sequence of labelled parts (labels keep "ab"+"c" distinct from "a"+"bc").
@@ -34,7 +29,7 @@ pub fn hash_parts<'a>(parts: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> S
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     }
-    hex::encode(hasher.finalize())
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The last `n` lines of a text (a console, a verifier log), for messages that show how it ends.

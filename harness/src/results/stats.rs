@@ -103,9 +103,9 @@ pub struct MannWhitney {
     pub exact: bool,
 }
 
-/// Below this size of the smaller sample, and without ties, the exact distribution is used
-/// (the rule scipy.stats.mannwhitneyu follows, so its results can be checked against it).
-const EXACT_BELOW: usize = 8;
+/// Up to this size of the smaller sample, and without ties, the exact distribution is used
+/// (scipy.stats.mannwhitneyu's `method="auto"`, so its results can be checked against it).
+const EXACT_UP_TO: usize = 8;
 
 /// Two-sided Mann-Whitney U test of `a` against `b`. None if either sample is empty.
 pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
@@ -134,7 +134,7 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
     let (f1, f2) = (n1 as f64, n2 as f64);
     let u = rank_sum_a - f1 * (f1 + 1.0) / 2.0;
     let mean = f1 * f2 / 2.0;
-    if tie_term == 0.0 && n1.min(n2) < EXACT_BELOW {
+    if tie_term == 0.0 && n1.min(n2) <= EXACT_UP_TO {
         // P(U >= max(u, n1 n2 - u)), doubled: the distribution is symmetric.
         let big = u.max(f1 * f2 - u) as usize;
         let counts = u_distribution(n1, n2);
@@ -280,6 +280,15 @@ mod tests {
         let r = mann_whitney_u(&males, &females).unwrap();
         assert_eq!(r.u, 17.0);
         assert!(close(r.p, 0.111_111_111, 1e-9), "{r:?}");
+        // 8 against 8 is still exact, as in scipy: complete separation, p = 2 / C(16,8).
+        let low: Vec<f64> = (0..8).map(f64::from).collect();
+        let high: Vec<f64> = (8..16).map(f64::from).collect();
+        let r = mann_whitney_u(&low, &high).unwrap();
+        assert!(r.exact, "{r:?}");
+        assert!(close(r.p, 2.0 / 12_870.0, 1e-12), "{r:?}");
+        assert!(
+            !mann_whitney_u(&[low.clone(), vec![20.0]].concat(), &[high.clone(), vec![21.0]].concat()).unwrap().exact
+        );
         // Identical interleaving: no evidence at all.
         let r = mann_whitney_u(&[1.0, 4.0], &[2.0, 3.0]).unwrap();
         assert!(close(r.p, 1.0, 1e-12), "{r:?}");

@@ -72,60 +72,18 @@ fn tags_from_btf_json(json: &str) -> anyhow::Result<BTreeMap<String, Vec<String>
 /// libbpf's programs in a BPF ELF object: every function symbol in an executable section other
 /// than `.text` (whose functions are subprograms), as (section, name), by section then offset.
 fn elf_programs(elf: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]])).ok_or("truncated ELF");
-    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).ok_or("truncated ELF");
-    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap())).ok_or("truncated ELF");
-    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
-        return Err("not a 64-bit little-endian ELF object".into());
-    }
-    let shoff = u64_at(0x28)? as usize;
-    let (shentsize, shnum, shstrndx) = (u16_at(0x3a)? as usize, u16_at(0x3c)? as usize, u16_at(0x3e)? as usize);
-    struct Section {
-        name: u32,
-        kind: u32,
-        flags: u64,
-        offset: usize,
-        size: usize,
-        link: usize,
-    }
-    let sections = (0..shnum)
-        .map(|i| {
-            let h = shoff + i * shentsize;
-            Ok(Section {
-                name: u32_at(h)?,
-                kind: u32_at(h + 4)?,
-                flags: u64_at(h + 8)?,
-                offset: u64_at(h + 0x18)? as usize,
-                size: u64_at(h + 0x20)? as usize,
-                link: u32_at(h + 0x28)? as usize,
-            })
-        })
-        .collect::<Result<Vec<_>, &str>>()?;
-    let string = |table: &Section, at: u32| -> Result<String, String> {
-        let start = table.offset + at as usize;
-        let bytes = elf.get(start..table.offset + table.size).ok_or("string out of range")?;
-        let end = bytes.iter().position(|&b| b == 0).ok_or("unterminated string")?;
-        Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
-    };
-    let shstr = sections.get(shstrndx).ok_or("no section name table")?;
-    const SHT_SYMTAB: u32 = 2;
-    const SHF_EXECINSTR: u64 = 4;
-    const STT_FUNC: u8 = 2;
-    let symtab = sections.iter().find(|s| s.kind == SHT_SYMTAB).ok_or("no symbol table")?;
-    let strtab = sections.get(symtab.link).ok_or("no symbol string table")?;
+    use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
+    let file = object::File::parse(elf).map_err(|e| format!("not an ELF object: {e}"))?;
     let mut found = Vec::new();
-    for at in (symtab.offset..symtab.offset + symtab.size).step_by(24) {
-        let info = *elf.get(at + 4).ok_or("truncated symbol")?;
-        let shndx = u16_at(at + 6)? as usize;
-        if info & 0xf != STT_FUNC {
+    for symbol in file.symbols().filter(|s| s.kind() == SymbolKind::Text) {
+        let Some(index) = symbol.section_index() else { continue };
+        let section = file.section_by_index(index).map_err(|e| e.to_string())?;
+        let section_name = section.name().map_err(|e| e.to_string())?;
+        if section.kind() != SectionKind::Text || section_name == ".text" {
             continue;
         }
-        let Some(section) = sections.get(shndx) else { continue };
-        let section_name = string(shstr, section.name)?;
-        if section.flags & SHF_EXECINSTR == 0 || section_name == ".text" {
-            continue;
-        }
-        found.push((shndx, u64_at(at + 8)?, section_name, string(strtab, u32_at(at)?)?));
+        let name = symbol.name().map_err(|e| e.to_string())?;
+        found.push((index.0, symbol.address(), section_name.to_string(), name.to_string()));
     }
     found.sort();
     Ok(found.into_iter().map(|(_, _, section, name)| (section, name)).collect())
@@ -170,12 +128,21 @@ mod tests {
             [sym(0, 0, 0, 0), sym(1, 0x12, 2, 0), sym(5, 0x12, 3, 16), sym(12, 0x12, 3, 0), sym(5, 0x11, 3, 8)]
                 .concat();
         let mut elf = vec![0u8; 64];
-        elf[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1]);
+        // ELFCLASS64, little endian, version 1; ET_REL for EM_BPF, with a 64-byte header.
+        elf[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1]);
+        elf[0x10..0x12].copy_from_slice(&1u16.to_le_bytes());
+        elf[0x12..0x14].copy_from_slice(&247u16.to_le_bytes());
+        elf[0x14..0x18].copy_from_slice(&1u32.to_le_bytes());
+        elf[0x34..0x36].copy_from_slice(&64u16.to_le_bytes());
         let mut data_at = Vec::new();
+        // Each table 8-byte aligned, as a real object's are.
+        let align = |elf: &mut Vec<u8>| elf.resize(elf.len().next_multiple_of(8), 0);
         for part in [&shstr[..], &symtab[..], &strtab[..]] {
+            align(&mut elf);
             data_at.push(elf.len());
             elf.extend_from_slice(part);
         }
+        align(&mut elf);
         let shoff = elf.len();
         let header = |name: u32, kind: u32, flags: u64, offset: usize, size: usize, link: u32| {
             let mut h = vec![0u8; 64];
