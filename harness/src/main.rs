@@ -1,4 +1,4 @@
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use harness::ci::Exit;
 use harness::compare::format::Format;
 use harness::events::{JsonLines, Sink, Terminal};
@@ -112,6 +112,13 @@ enum Command {
         #[arg(long)]
         benchmark: Option<PathBuf>,
     },
+    /// Print a shell completion script, e.g. `harness completions bash > /etc/bash_completion.d/harness`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `harness man > harness.1 && man ./harness.1`.
+    Man,
     /// Compare stored runs and gate on them: exit 1 when a metric rises beyond the scenario's
     /// threshold or a correctness outcome changes, 2 when the runs cannot be read.
     Compare {
@@ -242,6 +249,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::from(exit.code()))
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "harness", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Plan { files, variants_dir, json } => {
             let files = match files.is_empty() {

@@ -1,10 +1,32 @@
-//! The repository the harness was built from: where the guest sources, BPF programs, variants
-//! and scenarios live, and which commit the numbers come from.
+//! The checkout the harness works in: where the guest sources, BPF programs, variants and
+//! scenarios live, and which commit the numbers come from. Found at run time, so an installed
+//! binary (`cargo install --path harness`) works in whichever checkout it is run from.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+/// Names the checkout explicitly (for a binary run from outside one).
+pub const REPO_ENV: &str = "BPF_HARNESS_REPO";
+
+/// `$BPF_HARNESS_REPO`; else the nearest directory at or above the current one that is a
+/// checkout; else the checkout the binary was built from.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent").to_path_buf()
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let cwd = std::env::current_dir().ok();
+        find(std::env::var_os(REPO_ENV).map(PathBuf::from), cwd.as_deref())
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent").into())
+    })
+    .clone()
+}
+
+/// A checkout holds the variants and the guest runner's sources.
+fn is_checkout(dir: &Path) -> bool {
+    dir.join("kernel-config/variants").is_dir() && dir.join("guest/runner/Cargo.toml").is_file()
+}
+
+fn find(named: Option<PathBuf>, cwd: Option<&Path>) -> Option<PathBuf> {
+    named.or_else(|| cwd?.ancestors().find(|d| is_checkout(d)).map(Path::to_path_buf))
 }
 
 /// `guest/bpf`: the BPF sources a scenario's `object:` names.
@@ -61,4 +83,22 @@ pub fn host_cpu() -> String {
                 .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkout_is_named_or_found_above_the_current_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("kernel-config/variants")).unwrap();
+        std::fs::create_dir_all(dir.path().join("guest/runner")).unwrap();
+        std::fs::write(dir.path().join("guest/runner/Cargo.toml"), "").unwrap();
+        let deep = dir.path().join("scenarios/sub");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(find(None, Some(&deep)).as_deref(), Some(dir.path()));
+        assert_eq!(find(Some("/named".into()), Some(&deep)), Some(PathBuf::from("/named")));
+        assert_eq!(find(None, Some(Path::new("/"))), None);
+    }
 }
