@@ -112,6 +112,14 @@ enum Command {
         #[arg(long)]
         benchmark: Option<PathBuf>,
     },
+    /// The cache: what it holds (`du`), and removing old kernel builds (`prune`).
+    Cache {
+        /// Cache directory (default: $BPF_HARNESS_CACHE, else $XDG_CACHE_HOME/bpf-harness).
+        #[arg(long, global = true)]
+        cache_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Print a shell completion script, e.g. `harness completions bash > /etc/bash_completion.d/harness`.
     Completions {
         #[arg(value_enum)]
@@ -148,6 +156,35 @@ enum Command {
         #[arg(long)]
         results_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Disk usage of each part of the cache (hard-linked files counted once).
+    Du,
+    /// Remove kernel builds (and trees left without one), keeping the newest of each variant
+    /// and those used recently; a build another run holds is left alone.
+    Prune {
+        /// Builds kept per variant, the most recently used first.
+        #[arg(long, default_value_t = 1)]
+        keep: usize,
+        /// Also keep every build used within this many days.
+        #[arg(long)]
+        days: Option<u64>,
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `12.3 GiB`, `512 MiB`.
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        n if n >= 1 << 30 => format!("{:.1} GiB", b / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.0} MiB", b / f64::from(1u32 << 20)),
+        _ => format!("{:.0} KiB", b / 1024.0),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -249,6 +286,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::from(exit.code()))
+        }
+        Command::Cache { cache_dir, action } => {
+            let cache = harness::host::cache::Cache::resolve(cache_dir.as_deref())?;
+            match action {
+                CacheAction::Du => {
+                    let (parts, total) = cache.du()?;
+                    for (name, bytes) in parts {
+                        println!("{:>10}  {name}", human(bytes));
+                    }
+                    println!("{:>10}  total ({})", human(total), cache.root().display());
+                }
+                CacheAction::Prune { keep, days, dry_run } => {
+                    let policy = harness::kernel::prune::Policy {
+                        keep,
+                        used_within: days.map(|d| std::time::Duration::from_secs(d * 86_400)),
+                        dry_run,
+                    };
+                    let pruned = harness::kernel::prune::prune(&cache, &policy)?;
+                    let verb = if dry_run { "would remove" } else { "removed" };
+                    for r in &pruned.removed {
+                        println!("{verb} {} ({})", r.path.display(), human(r.bytes));
+                    }
+                    for path in &pruned.held {
+                        println!("kept {} (in use by another run)", path.display());
+                    }
+                    let total: u64 = pruned.removed.iter().map(|r| r.bytes).sum();
+                    println!("{verb} {} builds, {}", pruned.removed.len(), human(total));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "harness", &mut std::io::stdout());

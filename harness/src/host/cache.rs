@@ -63,6 +63,46 @@ impl Cache {
         Ok(CacheLock { _file: file })
     }
 
+    /// The lock on `what` if nobody holds it now; None if another run does.
+    pub fn try_lock(&self, what: &str) -> anyhow::Result<Option<CacheLock>> {
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{what}.lock"));
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open the cache lock {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())?;
+        Ok(Some(CacheLock { _file: file }))
+    }
+
+    /// Bytes on disk under each top-level part of the cache (`src`, `trees`, `ccache`, ...), a
+    /// file with several hard links counted once, in the first part that has it (the variants'
+    /// trees are hard-linked copies of the extracted source); and the total.
+    pub fn du(&self) -> anyhow::Result<(Vec<(String, u64)>, u64)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut parts = Vec::new();
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(&self.root)?.map(|e| Ok(e?.path())).collect::<std::io::Result<_>>()?;
+        entries.sort();
+        for path in entries {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            parts.push((name, disk_usage(&path, &mut seen)?));
+        }
+        let total = parts.iter().map(|(_, n)| n).sum();
+        Ok((parts, total))
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -91,6 +131,19 @@ impl Cache {
     pub fn ccache(&self) -> PathBuf {
         self.root.join("ccache")
     }
+}
+
+/// Allocated bytes under `path` (not following links), each inode counted once over `seen`.
+pub fn disk_usage(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    let mut bytes = if seen.insert((meta.dev(), meta.ino())) { meta.blocks() * 512 } else { 0 };
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            bytes += disk_usage(&entry?.path(), seen)?;
+        }
+    }
+    Ok(bytes)
 }
 
 /// Holds the cache lock until dropped.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Marks a finished build; written last, so an interrupted build is never taken as complete.
-const COMPLETE_STAMP: &str = "build-complete.json";
+pub const COMPLETE_STAMP: &str = "build-complete.json";
 /// Marks a fully prepared (copied and patched) variant tree.
 const TREE_STAMP: &str = ".bpf-harness-tree";
 
@@ -183,6 +183,8 @@ pub fn build(
         if let Ok(done) = serde_json::from_str::<KernelBuild>(&text) {
             if done.boot_image == boot_image && done.boot_image.exists() && done.vmlinux.exists() {
                 sink.phase(&variant.name, &format!("reusing kernel build {}", objdir.display()));
+                // The stamp's time is the build's last use, which `cache prune` keeps by.
+                std::fs::File::options().write(true).open(&stamp)?.set_modified(std::time::SystemTime::now())?;
                 return Ok(LockedBuild { kernel: done, _lock: lock });
             }
         }

@@ -3,5 +3,6 @@
 pub mod build;
 pub mod kconfig;
 pub mod patch;
+pub mod prune;
 pub mod source;
 pub mod variant;
