@@ -72,6 +72,11 @@ enum Command {
         /// files (optionally with a variant.yaml) or an mbox (repeatable).
         #[arg(long = "variant", value_name = "NAME=PATH", value_parser = parse_variant)]
         variant: Vec<(String, PathBuf)>,
+        /// NAME (a --variant) is a revision of the shipped VARIANT: held to its expectations and
+        /// compared with it (else a series is shown as differing from baseline). A series can also
+        /// say so in its variant.yaml (`revision_of: VARIANT`).
+        #[arg(long = "revision-of", value_name = "NAME=VARIANT", value_parser = parse_revision)]
+        revision_of: Vec<(String, String)>,
         /// How progress is reported on standard error: lines for people, or one JSON object per
         /// event for CI logs and tools.
         #[arg(long, value_enum, default_value = "terminal")]
@@ -193,6 +198,13 @@ enum Progress {
     Json,
 }
 
+fn parse_revision(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((name, original)) if !name.is_empty() && !original.is_empty() => Ok((name.into(), original.into())),
+        _ => Err(format!("{arg:?}: expected NAME=VARIANT, e.g. mine=exception-unwind")),
+    }
+}
+
 fn parse_variant(arg: &str) -> Result<(String, PathBuf), String> {
     match arg.split_once('=') {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
@@ -243,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             debug_kernel,
             variants_dir,
             variant,
+            revision_of,
             progress,
         } => {
             let sink: Box<dyn Sink> = match progress {
@@ -261,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 debug_kernel,
                 variants_dir,
                 extra_variants: variant,
+                revisions: revision_of,
             };
             let mut exit = Exit::Passed;
             for file in &files {

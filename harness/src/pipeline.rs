@@ -8,7 +8,7 @@ use crate::guest::{self, BuildError, GuestImage};
 use crate::host::cache::Cache;
 use crate::host::{prereq, repo};
 use crate::kernel::source::{self, KernelSource};
-use crate::kernel::variant::{self, Variant};
+use crate::kernel::variant::{self, JudgedAs, Variant};
 use crate::results::schema::{Provenance, RunResult, ScenarioInfo, VariantResult, SCHEMA_VERSION};
 use crate::results::store;
 use crate::scenario::Scenario;
@@ -42,6 +42,8 @@ pub struct Options {
     /// Variants from the command line (`--variant NAME=PATH`): a directory of format-patch files
     /// or an mbox, run beside the scenario's own variants.
     pub extra_variants: Vec<(String, PathBuf)>,
+    /// `--revision-of NAME=VARIANT`: the command line's series NAME revises shipped VARIANT.
+    pub revisions: Vec<(String, String)>,
 }
 
 impl Options {
@@ -60,6 +62,7 @@ impl Options {
             debug_kernel: false,
             variants_dir: None,
             extra_variants: Vec::new(),
+            revisions: Vec::new(),
         }
     }
 }
@@ -98,11 +101,17 @@ pub fn run_scenario(sink: &dyn Sink, scenario_path: &Path, opts: &Options) -> an
     prereq::ensure(sink, opts.kernel_src.is_none())?;
     let scenario = Scenario::load(scenario_path, &repo::bpf_source_dir())?;
     let cache = Cache::resolve(opts.cache_dir.as_deref())?;
-    let extra = opts
+    let mut extra = opts
         .extra_variants
         .iter()
         .map(|(name, path)| Variant::from_series(name, path, &cache.root().join("series")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    for (name, original) in &opts.revisions {
+        let variant = extra.iter_mut().find(|v| &v.name == name).ok_or_else(|| {
+            anyhow::anyhow!("--revision-of {name}={original}: no --variant {name}=PATH on the command line")
+        })?;
+        variant.judged_as = JudgedAs::RevisionOf(original.clone());
+    }
     let variants_dir = opts.variants_dir.clone().unwrap_or_else(repo::variants_dir);
     let variants = variant::select(&scenario, &opts.only, &variants_dir, &extra)?;
     let source: KernelSource = {
@@ -197,7 +206,7 @@ pub fn measure(
         for (i, (variant, image)) in variants.iter().zip(&prepared).enumerate() {
             let Ok(image) = image else { continue };
             let round_label = if boots > 1 { format!(" (boot {} of {boots})", round + 1) } else { String::new() };
-            let planned = image.subjects.iter().filter(|s| s.plan(&variant.name).is_some()).count();
+            let planned = image.subjects.iter().filter(|s| s.plan(variant.expectations().0).is_some()).count();
             steps.begin(
                 &variant.name,
                 &format!("booting ({accel:?}, {mode:?}) and running {planned} programs{round_label}"),
@@ -335,6 +344,7 @@ mod tests {
             patches: Vec::new(),
             prog_info: Vec::new(),
             upstream_differences: Vec::new(),
+            judged_as: JudgedAs::Itself,
         }
     }
 

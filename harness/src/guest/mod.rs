@@ -83,7 +83,7 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
         probe_only: false,
         info_fields: variant.prog_info.clone(),
         provoke: inputs.scenario.provoke.clone(),
-        programs: subjects.iter().filter_map(|s| s.plan(&variant.name)).collect(),
+        programs: subjects.iter().filter_map(|s| s.plan(variant.expectations().0)).collect(),
     };
     let run_dir = kernel.objdir.join("run");
     let initrd = run_dir.join(format!("{}.cpio", inputs.scenario.name));

@@ -74,6 +74,17 @@ fn variant_tree(
     if tree.join(TREE_STAMP).exists() {
         return Ok(tree);
     }
+    // The same series under another name (a shipped variant given again with `--variant`) has
+    // the same tree: reuse it, and with it its builds.
+    let suffix = format!("-{}", &tree_hash[..16]);
+    if let Ok(entries) = std::fs::read_dir(cache.trees()) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().ends_with(&suffix) && path.join(TREE_STAMP).exists() {
+                return Ok(path);
+            }
+        }
+    }
     let staging = cache.trees().join(format!(".staging-{}-{}", variant.name, std::process::id()));
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
@@ -142,7 +153,7 @@ pub fn build(
 ) -> anyhow::Result<LockedBuild> {
     let (tree_hash, patch_hash) = tree_key(source, variant)?;
     // Another run preparing this tree (or its configs) waits, then finds them made.
-    let tree_lock = cache.lock(sink, &format!("tree-{}-{}", variant.name, &tree_hash[..16]))?;
+    let tree_lock = cache.lock(sink, &format!("tree-{}", &tree_hash[..16]))?;
     let tree = variant_tree(sink, cache, source, variant, &tree_hash)?;
 
     let mut fragment_paths = vec![base_fragment.to_path_buf()];
@@ -180,8 +191,10 @@ pub fn build(
         false => objdir.join("vmlinux.boot"),
     };
     if let Ok(text) = std::fs::read_to_string(&stamp) {
-        if let Ok(done) = serde_json::from_str::<KernelBuild>(&text) {
+        if let Ok(mut done) = serde_json::from_str::<KernelBuild>(&text) {
             if done.boot_image == boot_image && done.boot_image.exists() && done.vmlinux.exists() {
+                // Built for another variant with the same series, maybe: it is this one's now.
+                done.variant = variant.name.clone();
                 sink.phase(&variant.name, &format!("reusing kernel build {}", objdir.display()));
                 // The stamp's time is the build's last use, which `cache prune` keeps by.
                 std::fs::File::options().write(true).open(&stamp)?.set_modified(std::time::SystemTime::now())?;

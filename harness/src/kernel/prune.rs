@@ -94,7 +94,9 @@ fn remove_tree_if_empty(cache: &Cache, tree: &Path) -> anyhow::Result<()> {
         std::fs::read_dir(tree)?.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("build-"));
     let name = tree.file_name().unwrap_or_default().to_string_lossy().into_owned();
     if !has_build {
-        if let Some(_held) = cache.try_lock(&format!("tree-{name}"))? {
+        // `kernel::build`'s lock on the tree: `tree-<tree hash>`, the hash ending its name.
+        let hash = name.rsplit_once('-').map_or(name.as_str(), |(_, h)| h);
+        if let Some(_held) = cache.try_lock(&format!("tree-{hash}"))? {
             std::fs::remove_dir_all(tree)?;
         }
     }

@@ -22,6 +22,9 @@ struct VariantFile {
     /// Where the variant knowingly differs from upstream's selftest expectations.
     #[serde(default)]
     upstream_differences: Vec<Difference>,
+    /// The shipped variant this series is a revision of: held to its expectations.
+    #[serde(default)]
+    revision_of: Option<String>,
 }
 
 /// A difference from upstream that a variant declares in its `variant.yaml`.
@@ -53,9 +56,40 @@ pub struct Variant {
     pub patches: Vec<PathBuf>,
     pub prog_info: Vec<InfoField>,
     pub upstream_differences: Vec<Difference>,
+    pub judged_as: JudgedAs,
+}
+
+/// Whose expectations a variant is held to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JudgedAs {
+    /// One of this project's variants: its own (`expect_on.<name>`, else the default).
+    Itself,
+    /// A revision of a shipped variant: that variant's expectations, and compared with it.
+    RevisionOf(String),
+    /// A series that says nothing about itself: where it does not do what baseline is expected to
+    /// do, that is shown as a difference from baseline, not as a failure.
+    DifferencesFromBaseline,
 }
 
 impl Variant {
+    /// The variant whose expectations (and sysctls) apply, and whether an unmet one is only a
+    /// difference.
+    pub fn expectations(&self) -> (&str, bool) {
+        match &self.judged_as {
+            JudgedAs::Itself => (&self.name, false),
+            JudgedAs::RevisionOf(original) => (original, false),
+            JudgedAs::DifferencesFromBaseline => ("baseline", true),
+        }
+    }
+
+    /// The shipped variant it is a revision of, if it is one.
+    pub fn revision_of(&self) -> Option<&str> {
+        match &self.judged_as {
+            JudgedAs::RevisionOf(original) => Some(original),
+            _ => None,
+        }
+    }
+
     pub fn load(dir: &Path) -> anyhow::Result<Variant> {
         let name = dir
             .file_name()
@@ -108,6 +142,7 @@ impl Variant {
             patches,
             prog_info,
             upstream_differences: file.upstream_differences,
+            judged_as: file.revision_of.map_or(JudgedAs::Itself, JudgedAs::RevisionOf),
         })
     }
 
@@ -123,7 +158,12 @@ impl Variant {
         let description = format!("patch series from {}", path.display());
         let variant = if path.is_dir() {
             if path.join("variant.yaml").is_file() {
-                Variant { name: name.to_string(), ..Variant::load(path)? }
+                let loaded = Variant::load(path)?;
+                let judged_as = match loaded.judged_as {
+                    JudgedAs::Itself => JudgedAs::DifferencesFromBaseline,
+                    declared => declared,
+                };
+                Variant { name: name.to_string(), judged_as, ..loaded }
             } else {
                 let patches = patch_files(path)?;
                 Variant {
@@ -133,6 +173,7 @@ impl Variant {
                     patches,
                     prog_info: Vec::new(),
                     upstream_differences: Vec::new(),
+                    judged_as: JudgedAs::DifferencesFromBaseline,
                 }
             }
         } else {
@@ -154,6 +195,7 @@ impl Variant {
                 patches,
                 prog_info: Vec::new(),
                 upstream_differences: Vec::new(),
+                judged_as: JudgedAs::DifferencesFromBaseline,
             }
         };
         anyhow::ensure!(
@@ -206,7 +248,30 @@ pub fn select(scenario: &Scenario, only: &[String], root: &Path, extra: &[Varian
     let mut names: Vec<String> =
         scenario.variants.clone().unwrap_or_else(|| all.iter().map(|v| v.name.clone()).collect());
     names.extend(extra.iter().map(|v| v.name.clone()));
-    let all: Vec<Variant> = all.into_iter().chain(extra.iter().cloned()).collect();
+    let mut revisions = Vec::new();
+    for variant in extra {
+        let mut variant = variant.clone();
+        if let Some(original) = variant.revision_of() {
+            let Some(shipped) = all.iter().find(|v| v.name == original) else {
+                let known: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
+                anyhow::bail!(
+                    "--variant {}: revision of {original:?}, which is not defined under {} ({})",
+                    variant.name,
+                    root.display(),
+                    known.join(", ")
+                );
+            };
+            // What the series does not declare, it has as the variant it revises.
+            if variant.prog_info.is_empty() {
+                variant.prog_info = shipped.prog_info.clone();
+            }
+            if variant.upstream_differences.is_empty() {
+                variant.upstream_differences = shipped.upstream_differences.clone();
+            }
+        }
+        revisions.push(variant);
+    }
+    let all: Vec<Variant> = all.into_iter().chain(revisions).collect();
     for name in only {
         anyhow::ensure!(
             names.contains(name),
@@ -386,5 +451,26 @@ mod tests {
         let clash = Variant::from_series("baseline", dir.path(), dir.path()).unwrap();
         let err = select(&scenario, &[], &repo::variants_dir(), &[clash]).unwrap_err().to_string();
         assert!(err.contains("already defined"), "{err}");
+    }
+
+    #[test]
+    fn a_revision_is_judged_as_the_variant_it_revises_and_a_bare_series_as_differing_from_baseline() {
+        let scenario = Scenario::load(&repo::scenarios_dir().join("throw.yaml"), &repo::bpf_source_dir()).unwrap();
+        let shipped = repo::variants_dir().join("exception-unwind");
+        let mut mine = Variant::from_series("mine", &shipped, &repo::variants_dir()).unwrap();
+        assert_eq!(mine.judged_as, JudgedAs::DifferencesFromBaseline, "a series that says nothing");
+        assert_eq!(mine.expectations(), ("baseline", true));
+        mine.judged_as = JudgedAs::RevisionOf("exception-unwind".into());
+        mine.prog_info.clear();
+        mine.upstream_differences.clear();
+        let selected = select(&scenario, &[], &repo::variants_dir(), &[mine.clone()]).unwrap();
+        let revision = selected.iter().find(|v| v.name == "mine").unwrap();
+        let original = selected.iter().find(|v| v.name == "exception-unwind").unwrap();
+        assert_eq!(revision.expectations(), ("exception-unwind", false));
+        assert_eq!(revision.prog_info, original.prog_info, "what it does not declare, it has as the original");
+        assert_eq!(revision.upstream_differences, original.upstream_differences);
+        mine.judged_as = JudgedAs::RevisionOf("exception-unwnd".into());
+        let err = select(&scenario, &[], &repo::variants_dir(), &[mine]).unwrap_err().to_string();
+        assert!(err.contains("revision of \"exception-unwnd\", which is not defined"), "{err}");
     }
 }

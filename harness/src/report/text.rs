@@ -66,19 +66,19 @@ fn run_rows(run: &RunResult, base: usize) -> Vec<Vec<String>> {
             Mode::Wallclock => format!("median {unit} [95% CI]"),
         });
         if i != base {
-            header.push(format!("vs {}", run.variants[base].name));
+            header.push(format!("vs {}", run.variants[compared_with(run, i, base)].name));
         }
     }
     let mut rows = vec![header];
     for (id, ty) in program_ids(run) {
         let mut row = vec![id.clone(), ty];
-        let base_prog = run.variants.get(base).and_then(|v| v.program(&id));
         for (i, v) in run.variants.iter().enumerate() {
             let prog = v.program(&id);
             row.push(prog.map_or("-".into(), |p| Outcome::of(p).short()));
             row.push(prog.map_or("-".into(), |p| run_cell(p, mode)));
             if i != base {
-                row.push(match (base_prog, prog) {
+                let reference = run.variants[compared_with(run, i, base)].program(&id);
+                row.push(match (reference, prog) {
                     (Some(b), Some(p)) => run_delta(b, p, mode),
                     _ => "-".into(),
                 });
@@ -96,6 +96,13 @@ fn run_rows(run: &RunResult, base: usize) -> Vec<Vec<String>> {
     }
     rows.push(health);
     rows
+}
+
+/// The variant variant `i` is compared with: the shipped variant it is a revision of, when the
+/// run has it; else the baseline.
+fn compared_with(run: &RunResult, i: usize, base: usize) -> usize {
+    let original = run.variants[i].revision_of.as_deref();
+    original.and_then(|name| run.variants.iter().position(|v| v.name == name)).unwrap_or(base)
 }
 
 fn run_cell(p: &ProgramResult, mode: Mode) -> String {
@@ -124,7 +131,7 @@ fn render_load(run: &RunResult, base: usize) -> String {
     for (i, v) in run.variants.iter().enumerate() {
         header.push(v.name.clone());
         if i != base {
-            header.push(format!("vs {}", run.variants[base].name));
+            header.push(format!("vs {}", run.variants[compared_with(run, i, base)].name));
         }
     }
     let mut rows = vec![header];
@@ -148,7 +155,7 @@ fn render_load(run: &RunResult, base: usize) -> String {
             for i in 0..run.variants.len() {
                 row.push(get(i).map_or("-".into(), num));
                 if i != base {
-                    row.push(match (get(base), get(i)) {
+                    row.push(match (get(compared_with(run, i, base)), get(i)) {
                         (Some(b), Some(v)) => exact_delta(b, v),
                         _ => "-".into(),
                     });
@@ -262,6 +269,28 @@ mod tests {
     #[test]
     fn variants_side_by_side_under_icount() {
         insta::assert_snapshot!(render(&two_variants()));
+    }
+
+    #[test]
+    fn a_revision_is_compared_with_the_variant_it_revises() {
+        let mut run = two_variants();
+        let mut mine = run.variants[1].clone();
+        mine.name = "mine".into();
+        mine.revision_of = Some("exception-unwind".into());
+        for p in &mut mine.programs {
+            p.samples = p.samples.iter().map(|s| s + 2).collect();
+            p.summary = crate::results::schema::Summary::of(&p.samples);
+        }
+        run.variants.push(mine);
+        let text = render(&run);
+        let words = |prefix: &str| {
+            let line = text.lines().find(|l| l.starts_with(prefix)).unwrap();
+            line.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        let header = words("program");
+        assert!(header.ends_with("mine run (insns) vs exception-unwind"), "{header}");
+        let row = words("task_ref_tc");
+        assert!(row.ends_with("332 +2 (+0.61%)"), "{row}");
     }
 
     #[test]

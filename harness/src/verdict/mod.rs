@@ -56,7 +56,19 @@ impl Boot<'_> {
             guest_errors: observed.run_errors(kernel_version),
             kernel_warnings,
             allowed_kernel_warnings,
-            programs: self.subjects.iter().map(|s| s.judge(&self.variant.name, observed.program(s.id()))).collect(),
+            programs: self
+                .subjects
+                .iter()
+                .map(|s| {
+                    let (expectations, differences) = self.variant.expectations();
+                    let mut result = s.judge(expectations, observed.program(s.id()));
+                    if differences {
+                        result.differs_from = Some(expectations.to_string());
+                    }
+                    result
+                })
+                .collect(),
+            revision_of: self.variant.revision_of().map(str::to_string),
             // A variant that was not built or booted contributes no boot.
             boots: u32::from(outcome.is_some()),
         }

@@ -17,6 +17,13 @@ pub struct Outcome {
     pub failed: Vec<String>,
     /// `balanced`, `leaked N` or `freed N`, when references were counted.
     pub refs: Option<String>,
+    /// The variant whose expectations the failed checks are, when they are only differences
+    /// from it rather than failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differs_from: Option<String>,
+    /// Whether the program met its expectations (or only differs from them).
+    #[serde(skip)]
+    passed: bool,
 }
 
 impl Outcome {
@@ -36,23 +43,28 @@ impl Outcome {
             verdict: verdict.into(),
             failed: p.checks.iter().filter(|c| !c.ok).map(|c| c.what.clone()).collect(),
             refs,
+            differs_from: p.differs_from.clone(),
+            passed: p.passed(),
         }
     }
 
     pub fn passed(&self) -> bool {
-        self.failed.is_empty()
+        self.passed
     }
 
-    /// `accept ok`, `reject ok, refs balanced`, `accept FAILED retval`, `skip`.
+    /// `accept ok`, `reject ok, refs balanced`, `accept FAILED retval`,
+    /// `accept differs from baseline: verdict`, `skip`.
     pub fn short(&self) -> String {
         if self.verdict == SKIPPED {
             return SKIPPED.into();
         }
         let mut s = self.verdict.clone();
-        if self.failed.is_empty() {
-            s.push_str(" ok");
-        } else {
-            s.push_str(&format!(" FAILED {}", self.failed.join(",")));
+        match (&self.differs_from, self.failed.is_empty()) {
+            (_, true) => s.push_str(" ok"),
+            (Some(other), false) if self.passed => {
+                s.push_str(&format!(" differs from {other}: {}", self.failed.join(",")))
+            }
+            (_, false) => s.push_str(&format!(" FAILED {}", self.failed.join(","))),
         }
         if let Some(refs) = &self.refs {
             s.push_str(&format!(", refs {refs}"));
@@ -95,6 +107,12 @@ mod tests {
         let o = Outcome::of(&p);
         assert!(!o.passed());
         assert_eq!(o.short(), "accept FAILED retval, refs leaked 2");
+        p.differs_from = Some("baseline".into());
+        let differs = Outcome::of(&p);
+        assert!(differs.passed() && p.passed(), "a difference is not a failure");
+        assert_eq!(differs.short(), "accept differs from baseline: retval, refs leaked 2");
+        p.checks.push(Check { what: "guest".into(), ok: false, detail: "libbpf failed".into() });
+        assert!(!Outcome::of(&p).passed(), "the guest's own errors still fail it");
         assert_eq!(variant_health(&run.variants[0]), "ok");
     }
 }

@@ -35,6 +35,7 @@ pub fn judge(spec: &ProgramSpec, variant: &str, fixed_overhead_reference: bool, 
         checks: Vec::new(),
         skipped: None,
         upstream: None,
+        differs_from: None,
     };
     let mut errors = o.errors.clone();
     if ran.retval_mismatch {

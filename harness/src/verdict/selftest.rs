@@ -128,6 +128,7 @@ pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) 
             description: case.description.clone(),
             declared_difference: difference.map(|d| d.reason.clone()),
         }),
+        differs_from: None,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::kernel::variant::Difference;
 use crate::results::schema::ProgramResult;
-use crate::scenario::{Expectation, ExpectedVerdict, ProgramSpec, Scenario};
+use crate::scenario::{Expectation, ProgramSpec, Scenario};
 use crate::selftests::annotations::{object_name, Case};
 use crate::verdict::observed::ObservedProgram;
 use crate::verdict::{scenario, selftest};
@@ -40,29 +40,28 @@ impl Subject {
         }
     }
 
-    /// What the guest does with it on `variant`; None when it is not loaded at all (a selftest
-    /// case the harness cannot check as upstream does).
+    /// What the guest does with it, with `variant`'s expectations and sysctls; None when it is
+    /// not loaded at all (a selftest case the harness cannot check as upstream does). A scenario
+    /// program is measured whatever its expected verdict: if a kernel accepts what it was
+    /// expected to reject, the run still shows its cost (a rejected program is never run).
     pub fn plan(&self, variant: &str) -> Option<ProgramPlan> {
         let (program, prog_type, action) = match self {
             Subject::Program(p) | Subject::FixedCost(p) => {
                 let expect = p.expectation_for(variant);
-                let action = match expect.verdict {
-                    ExpectedVerdict::Reject => Action::Load,
-                    ExpectedVerdict::Accept => Action::Measure(Measure {
-                        repeat: p.repeat,
-                        packet_bytes: p.packet_bytes,
-                        samples: p.samples,
-                        count_task_refs: p.count_task_refs,
-                        count_cpumasks: p.count_cpumasks,
-                        sysctls: p.sysctls_for(variant),
-                        // Traced only where the scenario says what to expect: other kernels may
-                        // not even have the events.
-                        trace_events: match expect.trace {
-                            Some(_) => p.trace_events.clone(),
-                            None => Vec::new(),
-                        },
-                    }),
-                };
+                let action = Action::Measure(Measure {
+                    repeat: p.repeat,
+                    packet_bytes: p.packet_bytes,
+                    samples: p.samples,
+                    count_task_refs: p.count_task_refs,
+                    count_cpumasks: p.count_cpumasks,
+                    sysctls: p.sysctls_for(variant),
+                    // Traced only where the scenario says what to expect: other kernels may
+                    // not even have the events.
+                    trace_events: match expect.trace {
+                        Some(_) => p.trace_events.clone(),
+                        None => Vec::new(),
+                    },
+                });
                 (&p.program, p.prog_type, action)
             }
             Subject::Selftest { case, .. } if case.skip.is_some() => return None,
@@ -180,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn scenario_programs_are_measured_unless_rejected_and_fixed_costs_are_added() {
+    fn scenario_programs_are_measured_whatever_their_verdict_and_fixed_costs_are_added() {
         let scenario = Scenario::load(&repo::scenarios_dir().join("simple.yaml"), &repo::bpf_source_dir()).unwrap();
         let subjects = of_scenario(&scenario);
         let fixed: Vec<&str> =
@@ -190,6 +189,7 @@ mod tests {
             let plan = subject.plan("baseline").expect("scenario programs are always planned");
             assert_eq!(plan.id, subject.id());
             assert!(plan.object.ends_with(".bpf.o"));
+            assert!(matches!(plan.action, Action::Measure(_)), "{plan:?}");
         }
         assert!(bpf_objects(&subjects).windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
     }
