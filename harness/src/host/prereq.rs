@@ -50,7 +50,6 @@ const REQUIREMENTS: &[Requirement] = &[
     cmd("bison", "bison", "kernel build (kconfig, dtc)"),
     cmd("bc", "bc", "kernel build (timeconst)"),
     cmd("pahole", "dwarves", "generates the kernel's BTF (CONFIG_DEBUG_INFO_BTF)"),
-    cmd("patch", "patch", "applies variant patch series"),
     cmd("objcopy", "binutils", "strips debug info from the boot image"),
     cmd("python3", "python3", "generates libbpf's helper definitions from the kernel tree"),
     cmd("bpftool", "bpftool", "dumps vmlinux.h from each variant's BTF"),
@@ -60,7 +59,7 @@ const REQUIREMENTS: &[Requirement] = &[
     file("/usr/lib/x86_64-linux-gnu/libz.a", "zlib1g-dev", "static link of the guest runner"),
     file("/usr/lib/x86_64-linux-gnu/libzstd.a", "libzstd-dev", "static link of the guest runner (libelf uses zstd)"),
     cmd("ccache", "ccache", "shares compiled files between the variants' kernel builds"),
-    cmd("git", "git", "stamps results with the harness commit"),
+    cmd("git", "git", "applies series (git apply, mailsplit, mailinfo), stamps results with the commit"),
 ];
 
 /// ccache is used when present (a kernel tree given with --kernel-src needs no packages).

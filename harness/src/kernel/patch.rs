@@ -1,5 +1,6 @@
-//! Patch: applies a variant's patch series to a copy of the kernel tree with GNU patch,
-//! and explains a patch that does not apply in the patch's own terms: file, hunk number, hunk text.
+//! Patch: applies a variant's patch series to a copy of the kernel tree with `git apply` (renames,
+//! binary hunks, mode changes, exact context), and explains a patch that does not apply in the
+//! patch's own terms: file, hunk number, hunk text.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,7 +11,7 @@ use std::process::Command;
 pub enum PatchError {
     #[error("patch {}: cannot read: {error}", .patch.display())]
     Unreadable { patch: PathBuf, error: std::io::Error },
-    #[error("cannot run GNU patch (is it installed?): {0}")]
+    #[error("cannot run git apply (is git installed?): {0}")]
     Spawn(std::io::Error),
     #[error("patch {} does not apply: hunk #{hunk} of {file} failed\n{text}\n(patch said: {output})", .patch.display())]
     HunkFailed { patch: PathBuf, file: String, hunk: usize, text: String, output: String },
@@ -41,80 +42,79 @@ pub fn apply_series(tree: &Path, patches: &[PathBuf]) -> Result<(), PatchError> 
 fn apply(tree: &Path, patch: &Path) -> Result<(), PatchError> {
     let unreadable = |error| PatchError::Unreadable { patch: patch.to_path_buf(), error };
     let text = std::fs::read(patch).map_err(unreadable)?;
-    // GNU patch runs inside the tree, so a path relative to ours would not resolve there.
+    // git runs inside the tree, so a path relative to ours would not resolve there.
     let input = std::path::absolute(patch).map_err(unreadable)?;
-    // A real run writes the files whose hunks fit even when another file's hunk fails; the dry
-    // run first keeps a failing patch from half-applying.
-    for dry_run in [true, false] {
-        let mut command = Command::new("patch");
-        // Fuzz would let a hunk land where its context only roughly matches: in kernel code that
-        // is a silent misapplication, so, like `git am`, only exact context (at any offset) counts.
-        command.args(["-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-i"]).arg(&input);
-        if dry_run {
-            command.arg("--dry-run");
+    let git_apply = |reverse_check: bool| {
+        let mut command = Command::new("git");
+        command.arg("apply");
+        if reverse_check {
+            command.args(["--reverse", "--check"]);
         }
-        // `diagnose` reads the messages, so they must be the untranslated ones.
-        let out = command.current_dir(tree).env("LC_ALL", "C").output().map_err(PatchError::Spawn)?;
-        if !out.status.success() {
-            let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-            return Err(diagnose(patch, &String::from_utf8_lossy(&text), output.trim().to_string()));
-        }
+        // The tree is no repository: a repository around the cache must not make git apply
+        // relative to its top, so the search stops at the tree. `diagnose` reads the messages,
+        // so they must be the untranslated ones.
+        let ceiling = tree.parent().unwrap_or(tree);
+        command.arg(&input).current_dir(tree).env("GIT_CEILING_DIRECTORIES", ceiling).env("LC_ALL", "C").output()
+    };
+    // git apply is atomic: a patch that does not apply changes nothing. It uses only exact
+    // context (at any offset): fuzz would let a hunk land where its context only roughly matches,
+    // a silent misapplication in kernel code.
+    let out = git_apply(false).map_err(PatchError::Spawn)?;
+    if out.status.success() {
+        return Ok(());
     }
-    Ok(())
+    let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let already_applied = git_apply(true).map_err(PatchError::Spawn)?.status.success();
+    Err(diagnose(patch, &String::from_utf8_lossy(&text), output.trim().to_string(), already_applied))
 }
 
-/// Turns GNU patch's messages about a failed run into the first problem they report.
-fn diagnose(patch: &Path, text: &str, output: String) -> PatchError {
+/// Turns git apply's messages about a patch that did not apply into the first problem they report.
+fn diagnose(patch: &Path, text: &str, output: String, already_applied: bool) -> PatchError {
     let files = parse_unified(text);
     let patch = patch.to_path_buf();
-    let mut current = None;
     for line in output.lines() {
-        if let Some(name) = line.strip_prefix("checking file ").or_else(|| line.strip_prefix("patching file ")) {
-            current = Some(name.to_string());
-        } else if let Some(at) = line.strip_prefix("can't find file to patch at input line ") {
-            // The missing file is never named: the input line is that of its first hunk.
-            if let Some(file) = at.parse().ok().and_then(|at: usize| files.iter().rfind(|f| f.line <= at)) {
-                return PatchError::MissingFile { patch, file: file.path.clone(), output };
-            }
-        } else if let Some(name) = line.strip_prefix("The next patch would create the file ") {
-            return PatchError::FileExists { patch, file: name.trim_end_matches(',').to_string(), output };
-        } else if line.starts_with("Reversed (or previously applied) patch detected") {
-            if let Some(file) = current {
+        let Some(message) = line.strip_prefix("error: ") else { continue };
+        if let Some(at) = message.strip_prefix("patch failed: ") {
+            let Some((file, line)) = at.rsplit_once(':') else { continue };
+            let file = file.to_string();
+            if already_applied {
                 return PatchError::AlreadyApplied { patch, file, output };
             }
-        } else if let (Some(file), Some(hunk)) = (&current, failed_hunk(line)) {
-            let text = files
-                .iter()
-                .find(|f| &f.path == file)
-                .and_then(|f| f.hunks.get(hunk.checked_sub(1)?))
-                .cloned()
-                .unwrap_or_else(|| "(hunk text not found in the patch)".to_string());
-            return PatchError::HunkFailed { patch, file: file.clone(), hunk, text, output };
+            // git names the hunk by the line it starts at in the old file.
+            let hunks = files.iter().find(|f| f.path == file).map(|f| f.hunks.as_slice()).unwrap_or_default();
+            let found = hunks.iter().position(|h| hunk_start(h) == line.parse().ok());
+            let hunk = found.map_or(0, |i| i + 1);
+            let text = found.map_or_else(|| "(hunk text not found in the patch)".to_string(), |i| hunks[i].clone());
+            return PatchError::HunkFailed { patch, file, hunk, text, output };
+        } else if let Some(file) = message.strip_suffix(": No such file or directory") {
+            return PatchError::MissingFile { patch, file: file.to_string(), output };
+        } else if let Some(file) = message.strip_suffix(": already exists in working directory") {
+            return PatchError::FileExists { patch, file: file.to_string(), output };
         }
     }
     PatchError::Rejected { patch, output }
 }
 
-/// The number in "Hunk #2 FAILED at 120." (hunks that succeeded, maybe at an offset, say so).
-fn failed_hunk(line: &str) -> Option<usize> {
-    let (number, outcome) = line.strip_prefix("Hunk #")?.split_once(' ')?;
-    outcome.starts_with("FAILED").then(|| number.parse().ok())?
+/// The old file's first line of a hunk, from its header "@@ -120,7 +120,8 @@".
+fn hunk_start(hunk: &str) -> Option<usize> {
+    let old = hunk.strip_prefix("@@ -")?.split([',', ' ']).next()?;
+    old.parse().ok()
 }
 
 /// One file's part of a unified diff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDiff {
-    /// The path `patch -p1` works on: the new name (the old one for a deletion), first component
+    /// The path `-p1` works on: the new name (the old one for a deletion), first component
     /// stripped.
     pub path: String,
-    /// 1-based line of the `---` header in the patch, to place GNU patch's "input line" messages.
+    /// 1-based line of the `---` header in the patch.
     pub line: usize,
     /// Each hunk's text: its `@@` header and its lines, as in the patch.
     pub hunks: Vec<String>,
 }
 
 /// Splits a unified diff into files and hunks, skipping what lies outside them (a format-patch
-/// mail header, diffstat and signature). Best effort: GNU patch decides whether a patch is valid,
+/// mail header, diffstat and signature). Best effort: git apply decides whether a patch is valid,
 /// this only finds the text its messages refer to.
 pub fn parse_unified(text: &str) -> Vec<FileDiff> {
     let lines: Vec<&str> = text.lines().collect();
@@ -152,7 +152,7 @@ pub fn parse_unified(text: &str) -> Vec<FileDiff> {
     files
 }
 
-/// What `patch -p1` patches for a `---`/`+++` pair, without the timestamp some diffs append after
+/// What `-p1` patches for a `---`/`+++` pair, without the timestamp some diffs append after
 /// a tab.
 fn target_path(old: &str, new: &str) -> String {
     let [old, new] = [old, new].map(|s| s.split_once('\t').map_or(s, |(name, _)| name));

@@ -8,6 +8,7 @@ use bpfh_protocol::{InfoField, MAX_PROG_INFO_BYTES};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,14 +181,8 @@ impl Variant {
             let mbox =
                 std::fs::read(path).with_context(|| format!("--variant {name}: cannot read {}", path.display()))?;
             let dir = scratch.join(format!("{name}-{}", &hash_parts([("mbox", mbox.as_slice())])[..16]));
-            let messages = split_mbox(&String::from_utf8_lossy(&mbox));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let mut patches = Vec::new();
-            for (index, message) in messages.iter().enumerate() {
-                let patch = dir.join(format!("{:04}.patch", index + 1));
-                write_atomic(&patch, message.as_bytes())?;
-                patches.push(patch);
-            }
+            let patches =
+                patches_of_mbox(path, &dir).with_context(|| format!("--variant {name}={}", path.display()))?;
             Variant {
                 name: name.to_string(),
                 description,
@@ -309,17 +304,45 @@ fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(patches)
 }
 
-/// The messages of an mbox: each starts at a `From ` line (bodies escape theirs as `>From `).
-fn split_mbox(text: &str) -> Vec<String> {
-    let mut messages: Vec<String> = Vec::new();
-    for line in text.split_inclusive('\n') {
-        if line.starts_with("From ") || messages.is_empty() {
-            messages.push(String::new());
-        }
-        messages.last_mut().expect("pushed above").push_str(line);
+/// The patches of an mbox, one file per message that carries a diff, in order: `git mailsplit`
+/// splits it (a lore thread with replies, a cover letter), `git mailinfo` decodes each message
+/// (quoted-printable, base64) into its subject, message and patch; messages without a patch
+/// (replies, the cover letter) are left out.
+fn patches_of_mbox(mbox: &Path, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mails = dir.join("mails");
+    if mails.exists() {
+        std::fs::remove_dir_all(&mails)?;
     }
-    messages.retain(|m| m.contains("\n---") || m.contains("\ndiff --git "));
-    messages
+    std::fs::create_dir_all(&mails).with_context(|| format!("creating {}", mails.display()))?;
+    let split = Command::new("git").arg("mailsplit").arg(format!("-o{}", mails.display())).arg(mbox).output();
+    let split = split.context("running git mailsplit (is git installed?)")?;
+    anyhow::ensure!(split.status.success(), "git mailsplit: {}", String::from_utf8_lossy(&split.stderr).trim());
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&mails)?.map(|e| Ok(e?.path())).collect::<std::io::Result<_>>()?;
+    names.sort();
+    let mut patches = Vec::new();
+    for mail in names {
+        let (msg, diff) = (mail.with_extension("msg"), mail.with_extension("diff"));
+        let info = Command::new("git")
+            .args(["mailinfo", "-k"])
+            .arg(&msg)
+            .arg(&diff)
+            .stdin(std::fs::File::open(&mail)?)
+            .output()
+            .context("running git mailinfo")?;
+        anyhow::ensure!(info.status.success(), "git mailinfo: {}", String::from_utf8_lossy(&info.stderr).trim());
+        let diff = std::fs::read_to_string(&diff)?;
+        if diff.trim().is_empty() {
+            continue;
+        }
+        let info = String::from_utf8_lossy(&info.stdout);
+        let subject = info.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or_default();
+        let text = format!("Subject: {subject}\n\n{}---\n{diff}", std::fs::read_to_string(&msg)?);
+        let patch = dir.join(format!("{:04}.patch", patches.len() + 1));
+        write_atomic(&patch, text.as_bytes())?;
+        patches.push(patch);
+    }
+    std::fs::remove_dir_all(&mails)?;
+    Ok(patches)
 }
 
 #[cfg(test)]
@@ -406,6 +429,25 @@ mod tests {
         let v = Variant::from_series("mbox", &mbox, dir.path()).unwrap();
         assert_eq!(v.patches.len(), 2);
         assert!(std::fs::read_to_string(&v.patches[1]).unwrap().contains("[PATCH 2/2]"));
+
+        // A lore thread: a quoted-printable patch and a reply to it.
+        let thread = dir.path().join("thread.mbox");
+        std::fs::write(
+            &thread,
+            "From 1 Mon Sep 17 00:00:00 2001\nFrom: A <a@example.org>\nSubject: [PATCH] f: b\n\
+             Content-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding: quoted-printable\n\n\
+             Why.\n---\ndiff --git a/f.c b/f.c\n--- a/f.c\n+++ b/f.c\n@@ -1 +1 @@\n-a =3D 1;\n+b =3D 2;\n\n\
+             From 2 Mon Sep 17 00:00:00 2001\nFrom: R <r@example.org>\nSubject: Re: [PATCH] f: b\n\n\
+             > -a =3D 1;\nLooks good.\n",
+        )
+        .unwrap();
+        let v = Variant::from_series("thread", &thread, dir.path()).unwrap();
+        assert_eq!(v.patches.len(), 1, "the reply carries no patch");
+        let tree = dir.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        std::fs::write(tree.join("f.c"), "a = 1;\n").unwrap();
+        crate::kernel::patch::apply_series(&tree, &v.patches).unwrap();
+        assert_eq!(std::fs::read_to_string(tree.join("f.c")).unwrap(), "b = 2;\n", "decoded, then applied");
 
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
