@@ -67,16 +67,13 @@ fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow::Result<()
     if header.is_file() {
         return Ok(());
     }
-    let out = Command::new("bpftool")
-        .args(["btf", "dump", "file"])
-        .arg(&kernel.vmlinux)
-        .args(["format", "c"])
-        .output()
-        .context("running bpftool")?;
+    let sh = xshell::Shell::new()?;
+    let vmlinux = &kernel.vmlinux;
+    let out = xshell::cmd!(sh, "bpftool btf dump file {vmlinux} format c").ignore_status().output()?;
     anyhow::ensure!(
         out.status.success(),
         "bpftool btf dump file {} failed: {}",
-        kernel.vmlinux.display(),
+        vmlinux.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     write_atomic(&header, &out.stdout)?;
@@ -105,11 +102,20 @@ fn bpf_includes(
     Ok(BpfIncludes { libbpf, generated })
 }
 
-/// Runs a prepared clang-19 command; `what` says what failed to compile, clang's stderr follows.
-fn run_bpf_clang(cmd: &mut Command, what: impl std::fmt::Display) -> anyhow::Result<()> {
-    let out = cmd.output().with_context(|| format!("running {BPF_CLANG}"))?;
+/// Runs clang-19 with `args`; `what` says what failed to compile, clang's stderr follows.
+fn run_bpf_clang(args: &[std::ffi::OsString], what: impl std::fmt::Display) -> anyhow::Result<()> {
+    let sh = xshell::Shell::new()?;
+    let out = xshell::cmd!(sh, "{BPF_CLANG} {args...}")
+        .ignore_status()
+        .output()
+        .with_context(|| format!("running {BPF_CLANG}"))?;
     anyhow::ensure!(out.status.success(), "{what}:\n{}", String::from_utf8_lossy(&out.stderr));
     Ok(())
+}
+
+/// Command-line words from strings and paths alike.
+fn words<const N: usize>(parts: [&dyn AsRef<std::ffi::OsStr>; N]) -> Vec<std::ffi::OsString> {
+    parts.iter().map(|p| p.as_ref().to_os_string()).collect()
 }
 
 /// Compiles `objects` (names of guest/bpf/<name>.bpf.c) for one variant; returns each object's
@@ -129,19 +135,26 @@ pub fn build_bpf_objects(
         let src = src_dir.join(format!("{name}.bpf.c"));
         let obj = out_dir.join(format!("{name}.bpf.o"));
         sink.phase(&kernel.variant, &format!("compiling {}", src.display()));
+        let args = words([
+            &"-g",
+            &"-O2",
+            &"-target",
+            &"bpf",
+            &"-D__TARGET_ARCH_x86",
+            &"-Wall",
+            &"-I",
+            &includes.generated,
+            &"-I",
+            &includes.libbpf,
+            &"-I",
+            &src_dir,
+            &"-c",
+            &src,
+            &"-o",
+            &obj,
+        ]);
         run_bpf_clang(
-            Command::new(BPF_CLANG)
-                .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall"])
-                .arg("-I")
-                .arg(&includes.generated)
-                .arg("-I")
-                .arg(&includes.libbpf)
-                .arg("-I")
-                .arg(&src_dir)
-                .arg("-c")
-                .arg(&src)
-                .arg("-o")
-                .arg(&obj),
+            &args,
             format_args!("{} does not compile against {}'s vmlinux.h", src.display(), kernel.variant),
         )?;
         built.push((format!("{name}.bpf.o"), obj));
@@ -152,9 +165,10 @@ pub fn build_bpf_objects(
 /// The host compiler's system include directories, passed as `-idirafter` (the selftests
 /// Makefile's `get_sys_includes`: BPF programs include a few libc headers).
 fn system_includes() -> anyhow::Result<Vec<String>> {
-    let out = Command::new(BPF_CLANG)
-        .args(["-v", "-E", "-"])
-        .stdin(std::process::Stdio::null())
+    let sh = xshell::Shell::new()?;
+    let out = xshell::cmd!(sh, "{BPF_CLANG} -v -E -")
+        .stdin("")
+        .ignore_status()
         .output()
         .with_context(|| format!("running {BPF_CLANG} -v -E -"))?;
     let text = String::from_utf8_lossy(&out.stderr);
@@ -195,22 +209,27 @@ pub fn compile_selftests(
         sink.phase(&kernel.variant, &format!("compiling upstream {file}"));
         // BPF_CFLAGS and CLANG_BPF_BUILD_RULE of the selftests Makefile (test_progs flavour),
         // without -Werror: a newer clang's new warnings must not stop the run.
-        let mut cmd = Command::new(BPF_CLANG);
-        cmd.args(["-g", "-Wall", "-D__TARGET_ARCH_x86", "-mlittle-endian"])
-            .arg("-I")
-            .arg(&includes.generated)
-            .arg("-I")
-            .arg(&includes.libbpf)
-            .arg("-I")
-            .arg(&selftests)
-            .arg("-I")
-            .arg(kernel.tree.join("tools/include/uapi"))
-            .arg("-Wno-compare-distinct-pointer-types");
+        let uapi = kernel.tree.join("tools/include/uapi");
+        let mut args = words([
+            &"-g",
+            &"-Wall",
+            &"-D__TARGET_ARCH_x86",
+            &"-mlittle-endian",
+            &"-I",
+            &includes.generated,
+            &"-I",
+            &includes.libbpf,
+            &"-I",
+            &selftests,
+            &"-I",
+            &uapi,
+            &"-Wno-compare-distinct-pointer-types",
+        ]);
         for dir in &system {
-            cmd.arg("-idirafter").arg(dir);
+            args.extend(words([&"-idirafter", dir]));
         }
-        cmd.args(["-DENABLE_ATOMICS_TESTS", "-O2", "--target=bpf", "-mcpu=v3", "-c"]).arg(&src).arg("-o").arg(&obj);
-        run_bpf_clang(&mut cmd, format_args!("upstream {file} does not compile against {}'s headers", kernel.variant))?;
+        args.extend(words([&"-DENABLE_ATOMICS_TESTS", &"-O2", &"--target=bpf", &"-mcpu=v3", &"-c", &src, &"-o", &obj]));
+        run_bpf_clang(&args, format_args!("upstream {file} does not compile against {}'s headers", kernel.variant))?;
         built.push((object_name(file), obj));
     }
     Ok(built)

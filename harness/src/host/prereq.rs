@@ -80,11 +80,7 @@ fn rust_version(text: &str) -> Option<(u32, u32)> {
 /// cargo-nextest for the test command. Not Debian packages: Debian 12's cargo is too old.
 fn toolchain_report() -> (String, bool) {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let version = std::process::Command::new(&rustc)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let version = xshell::Shell::new().ok().and_then(|sh| xshell::cmd!(sh, "{rustc} --version").read().ok());
     let (min_major, min_minor) = MIN_RUST;
     let rust_ok = version.as_deref().and_then(rust_version).is_some_and(|v| v >= MIN_RUST);
     let found = version.unwrap_or_else(|| "not found".into());

@@ -55,8 +55,9 @@ pub fn results_dir() -> PathBuf {
 }
 
 fn git(args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git").arg("-C").arg(root()).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let sh = xshell::Shell::new().ok()?;
+    let root = root();
+    xshell::cmd!(sh, "git -C {root} {args...}").quiet().ignore_stderr().read().ok()
 }
 
 /// The checked-out commit, or `unknown` outside a git checkout.

@@ -91,8 +91,9 @@ fn variant_tree(
     }
     std::fs::create_dir_all(cache.trees())?;
     sink.phase(&variant.name, &format!("preparing the source tree ({} patches)", variant.patches.len()));
-    let status = Command::new("cp").arg("-al").arg(&source.path).arg(&staging).status()?;
-    anyhow::ensure!(status.success(), "cp -al {} {} failed", source.path.display(), staging.display());
+    let sh = xshell::Shell::new()?;
+    let pristine = &source.path;
+    xshell::cmd!(sh, "cp -al {pristine} {staging}").quiet().run()?;
     if let Err(err) = patch::apply_series(&staging, &variant.patches) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(anyhow::Error::new(err).context(format!("variant {}", variant.name)));
@@ -107,8 +108,9 @@ fn variant_tree(
 }
 
 fn compiler_version() -> anyhow::Result<String> {
-    let out = Command::new("gcc").arg("--version").output().context("gcc --version")?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+    let sh = xshell::Shell::new()?;
+    let version = xshell::cmd!(sh, "gcc --version").read().context("gcc --version")?;
+    Ok(version.lines().next().unwrap_or_default().to_string())
 }
 
 /// Resolves the variant's config (tinyconfig + fragments), cached by tree and fragment contents.
@@ -229,8 +231,8 @@ pub fn build(
     run_logged(sink, &variant.name, "building vmlinux", &mut make, &log)?;
 
     if !via_bzimage {
-        let status = Command::new("objcopy").arg("--strip-debug").arg(&vmlinux).arg(&boot_image).status()?;
-        anyhow::ensure!(status.success(), "objcopy --strip-debug {} failed", vmlinux.display());
+        let sh = xshell::Shell::new()?;
+        xshell::cmd!(sh, "objcopy --strip-debug {vmlinux} {boot_image}").quiet().run()?;
     }
 
     let done = KernelBuild {

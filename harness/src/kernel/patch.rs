@@ -3,7 +3,6 @@
 //! patch's own terms: file, hunk number, hunk text.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Why a patch of a series was not applied. The tree holds every earlier patch of the series and
 /// nothing of this one.
@@ -44,17 +43,16 @@ fn apply(tree: &Path, patch: &Path) -> Result<(), PatchError> {
     let text = std::fs::read(patch).map_err(unreadable)?;
     // git runs inside the tree, so a path relative to ours would not resolve there.
     let input = std::path::absolute(patch).map_err(unreadable)?;
+    let sh = xshell::Shell::new().map_err(|e| PatchError::Spawn(std::io::Error::other(e)))?;
+    sh.change_dir(tree);
+    // The tree is no repository: a repository around the cache must not make git apply
+    // relative to its top, so the search stops at the tree. `diagnose` reads the messages, so
+    // they must be the untranslated ones.
+    sh.set_var("GIT_CEILING_DIRECTORIES", tree.parent().unwrap_or(tree));
+    sh.set_var("LC_ALL", "C");
     let git_apply = |reverse_check: bool| {
-        let mut command = Command::new("git");
-        command.arg("apply");
-        if reverse_check {
-            command.args(["--reverse", "--check"]);
-        }
-        // The tree is no repository: a repository around the cache must not make git apply
-        // relative to its top, so the search stops at the tree. `diagnose` reads the messages,
-        // so they must be the untranslated ones.
-        let ceiling = tree.parent().unwrap_or(tree);
-        command.arg(&input).current_dir(tree).env("GIT_CEILING_DIRECTORIES", ceiling).env("LC_ALL", "C").output()
+        let check: &[&str] = if reverse_check { &["--reverse", "--check"] } else { &[] };
+        xshell::cmd!(sh, "git apply {check...} {input}").ignore_status().output().map_err(std::io::Error::other)
     };
     // git apply is atomic: a patch that does not apply changes nothing. It uses only exact
     // context (at any offset): fuzz would let a hunk land where its context only roughly matches,
@@ -195,7 +193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "old", old);
         write(dir.path(), "new", new);
-        let out = Command::new("diff")
+        let out = std::process::Command::new("diff")
             .args(["-u", "--label", &format!("a/{path}"), "--label", &format!("b/{path}"), "old", "new"])
             .current_dir(dir.path())
             .output()

@@ -8,7 +8,6 @@ use bpfh_protocol::{InfoField, MAX_PROG_INFO_BYTES};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,27 +313,20 @@ fn patches_of_mbox(mbox: &Path, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         std::fs::remove_dir_all(&mails)?;
     }
     std::fs::create_dir_all(&mails).with_context(|| format!("creating {}", mails.display()))?;
-    let split = Command::new("git").arg("mailsplit").arg(format!("-o{}", mails.display())).arg(mbox).output();
-    let split = split.context("running git mailsplit (is git installed?)")?;
-    anyhow::ensure!(split.status.success(), "git mailsplit: {}", String::from_utf8_lossy(&split.stderr).trim());
+    let sh = xshell::Shell::new()?;
+    let into = format!("-o{}", mails.display());
+    xshell::cmd!(sh, "git mailsplit {into} {mbox}").quiet().ignore_stdout().run().context("git mailsplit")?;
     let mut names: Vec<PathBuf> = std::fs::read_dir(&mails)?.map(|e| Ok(e?.path())).collect::<std::io::Result<_>>()?;
     names.sort();
     let mut patches = Vec::new();
     for mail in names {
         let (msg, diff) = (mail.with_extension("msg"), mail.with_extension("diff"));
-        let info = Command::new("git")
-            .args(["mailinfo", "-k"])
-            .arg(&msg)
-            .arg(&diff)
-            .stdin(std::fs::File::open(&mail)?)
-            .output()
-            .context("running git mailinfo")?;
-        anyhow::ensure!(info.status.success(), "git mailinfo: {}", String::from_utf8_lossy(&info.stderr).trim());
+        let text = std::fs::read(&mail)?;
+        let info = xshell::cmd!(sh, "git mailinfo -k {msg} {diff}").stdin(text).read().context("git mailinfo")?;
         let diff = std::fs::read_to_string(&diff)?;
         if diff.trim().is_empty() {
             continue;
         }
-        let info = String::from_utf8_lossy(&info.stdout);
         let subject = info.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or_default();
         let text = format!("Subject: {subject}\n\n{}---\n{diff}", std::fs::read_to_string(&msg)?);
         let patch = dir.join(format!("{:04}.patch", patches.len() + 1));

@@ -6,7 +6,6 @@ use anyhow::Context;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 /// The programs of a compiled selftest object, in libbpf's order, with their annotations.
 pub fn programs(object: &Path) -> anyhow::Result<Vec<Program>> {
@@ -26,8 +25,9 @@ pub fn programs(object: &Path) -> anyhow::Result<Vec<Program>> {
 /// Each function's decl tags (component -1: on the function itself), in BTF order, from
 /// `bpftool -j btf dump file`.
 fn decl_tags(object: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let sh = xshell::Shell::new()?;
     let out =
-        Command::new("bpftool").args(["-j", "btf", "dump", "file"]).arg(object).output().context("running bpftool")?;
+        xshell::cmd!(sh, "bpftool -j btf dump file {object}").ignore_status().output().context("running bpftool")?;
     anyhow::ensure!(
         out.status.success(),
         "bpftool btf dump file {} failed: {}",

@@ -314,12 +314,8 @@ pub fn boot(spec: &BootSpec) -> anyhow::Result<BootOutcome> {
 
 /// QEMU's version line, for provenance.
 pub fn qemu_version() -> String {
-    Command::new(QEMU)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
+    let version = xshell::Shell::new().ok().and_then(|sh| xshell::cmd!(sh, "{QEMU} --version").read().ok());
+    version.and_then(|v| v.lines().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]
