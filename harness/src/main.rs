@@ -9,7 +9,7 @@ use harness::results::{merge, store};
 use harness::vm::accel::AccelChoice;
 use harness::vm::qemu::Mode;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Builds patched Linux kernels, boots them in QEMU and compares how BPF reference-release
@@ -276,61 +276,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 extra_variants: variant,
                 revisions: revision_of,
             };
-            let mut exit = Exit::Passed;
-            for file in &files {
-                let scenario = harness::scenario::resolve(file, &repo::scenarios_dir());
-                match scenario.and_then(|path| pipeline::run_scenario(sink.as_ref(), &path, &opts)) {
-                    Ok((result, path)) => {
-                        println!("{}", report::text::render(&result));
-                        println!("results: {}", path.display());
-                        if !result.complete() {
-                            eprintln!(
-                                "error: scenario {}: INCOMPLETE: not every variant ran to the end (see above); partial results stored in {}",
-                                result.scenario.name,
-                                path.display()
-                            );
-                        }
-                        exit = exit.and(Exit::of_run(&result));
-                    }
-                    Err(err) if files.len() > 1 => {
-                        eprintln!("error: {}: {err:#}", file.display());
-                        exit = Exit::Broken;
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-            Ok(ExitCode::from(exit.code()))
+            run_scenarios(sink.as_ref(), &files, &opts)
         }
-        Command::Cache { cache_dir, action } => {
-            let cache = harness::host::cache::Cache::resolve(cache_dir.as_deref())?;
-            match action {
-                CacheAction::Du => {
-                    let (parts, total) = cache.du()?;
-                    for (name, bytes) in parts {
-                        println!("{:>10}  {name}", human(bytes));
-                    }
-                    println!("{:>10}  total ({})", human(total), cache.root().display());
-                }
-                CacheAction::Prune { keep, days, dry_run } => {
-                    let policy = harness::kernel::prune::Policy {
-                        keep,
-                        used_within: days.map(|d| std::time::Duration::from_secs(d * 86_400)),
-                        dry_run,
-                    };
-                    let pruned = harness::kernel::prune::prune(&cache, &policy)?;
-                    let verb = if dry_run { "would remove" } else { "removed" };
-                    for r in &pruned.removed {
-                        println!("{verb} {} ({})", r.path.display(), human(r.bytes));
-                    }
-                    for path in &pruned.held {
-                        println!("kept {} (in use by another run)", path.display());
-                    }
-                    let total: u64 = pruned.removed.iter().map(|r| r.bytes).sum();
-                    println!("{verb} {} builds, {}", pruned.removed.len(), human(total));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Cache { cache_dir, action } => cache(cache_dir, action),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "harness", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -354,31 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Gate { current, previous, plan, markdown, junit, benchmark } => {
-            let current = store::latest(&current)?;
-            let previous = match previous {
-                Some(dir) if dir.exists() => store::latest(&dir)?,
-                _ => Vec::new(),
-            };
-            let plan: Option<harness::ci::plan::Plan> = plan
-                .map(|p| -> anyhow::Result<_> {
-                    let text = std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a plan: {e}", p.display()))
-                })
-                .transpose()?;
-            let gate = harness::ci::gate::gate(&previous, &current, plan.as_ref());
-            let render = |format| harness::compare::format::render(&gate.comparison, format);
-            if let Some(path) = markdown {
-                let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-                write!(out, "{}\n{}", gate.render(), render(Format::Markdown))?;
-            }
-            if let Some(path) = junit {
-                fsutil::write_atomic(&path, render(Format::Junit).as_bytes())?;
-            }
-            if let Some(path) = benchmark {
-                fsutil::write_atomic(&path, render(Format::BenchmarkJson).as_bytes())?;
-            }
-            print!("{}{}", render(Format::Terminal), gate.render());
-            Ok(ExitCode::from(gate.exit().code()))
+            gate(&current, previous.as_deref(), plan.as_deref(), GateOutputs { markdown, junit, benchmark })
         }
         Command::Compare { old, new, format } => {
             let comparison = harness::compare::compare(&store::latest(&old)?, &store::latest(&new)?);
@@ -407,4 +331,98 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs each scenario (a file or a shipped name); the worst exit status of them all.
+fn run_scenarios(sink: &dyn Sink, files: &[PathBuf], opts: &Options) -> anyhow::Result<ExitCode> {
+    let mut exit = Exit::Passed;
+    for file in files {
+        let scenario = harness::scenario::resolve(file, &repo::scenarios_dir());
+        match scenario.and_then(|path| pipeline::run_scenario(sink, &path, opts)) {
+            Ok((result, path)) => {
+                println!("{}", report::text::render(&result));
+                println!("results: {}", path.display());
+                if !result.complete() {
+                    eprintln!(
+                        "error: scenario {}: INCOMPLETE: not every variant ran to the end (see above); partial results stored in {}",
+                        result.scenario.name,
+                        path.display()
+                    );
+                }
+                exit = exit.and(Exit::of_run(&result));
+            }
+            Err(err) if files.len() > 1 => {
+                eprintln!("error: {}: {err:#}", file.display());
+                exit = Exit::Broken;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(ExitCode::from(exit.code()))
+}
+
+fn cache(cache_dir: Option<PathBuf>, action: CacheAction) -> anyhow::Result<ExitCode> {
+    let cache = harness::host::cache::Cache::resolve(cache_dir.as_deref())?;
+    match action {
+        CacheAction::Du => {
+            let (parts, total) = cache.du()?;
+            for (name, bytes) in parts {
+                println!("{:>10}  {name}", human(bytes));
+            }
+            println!("{:>10}  total ({})", human(total), cache.root().display());
+        }
+        CacheAction::Prune { keep, days, dry_run } => {
+            let policy = harness::kernel::prune::Policy {
+                keep,
+                used_within: days.map(|d| std::time::Duration::from_secs(d * 86_400)),
+                dry_run,
+            };
+            let pruned = harness::kernel::prune::prune(&cache, &policy)?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for r in &pruned.removed {
+                println!("{verb} {} ({})", r.path.display(), human(r.bytes));
+            }
+            for path in &pruned.held {
+                println!("kept {} (in use by another run)", path.display());
+            }
+            let total: u64 = pruned.removed.iter().map(|r| r.bytes).sum();
+            println!("{verb} {} builds, {}", pruned.removed.len(), human(total));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `gate` writes its verdict besides the terminal.
+struct GateOutputs {
+    markdown: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    benchmark: Option<PathBuf>,
+}
+
+fn gate(current: &Path, previous: Option<&Path>, plan: Option<&Path>, out: GateOutputs) -> anyhow::Result<ExitCode> {
+    let current = store::latest(current)?;
+    let previous = match previous {
+        Some(dir) if dir.exists() => store::latest(dir)?,
+        _ => Vec::new(),
+    };
+    let plan: Option<harness::ci::plan::Plan> = plan
+        .map(|p| -> anyhow::Result<_> {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a plan: {e}", p.display()))
+        })
+        .transpose()?;
+    let gate = harness::ci::gate::gate(&previous, &current, plan.as_ref());
+    let render = |format| harness::compare::format::render(&gate.comparison, format);
+    if let Some(path) = out.markdown {
+        let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        write!(out, "{}\n{}", gate.render(), render(Format::Markdown))?;
+    }
+    if let Some(path) = out.junit {
+        fsutil::write_atomic(&path, render(Format::Junit).as_bytes())?;
+    }
+    if let Some(path) = out.benchmark {
+        fsutil::write_atomic(&path, render(Format::BenchmarkJson).as_bytes())?;
+    }
+    print!("{}{}", render(Format::Terminal), gate.render());
+    Ok(ExitCode::from(gate.exit().code()))
 }
