@@ -34,13 +34,26 @@ const fn file(path: &'static str, package: &'static str, why: &'static str) -> R
 }
 
 pub const DEBIAN_KERNEL_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+/// The release the shipped series are written for, and the version of Debian's package that
+/// holds it (the security archive has moved on to 6.12.118).
+pub const SERIES_BASE: &str = "6.12.117";
+pub const SERIES_BASE_PACKAGE: &str = "6.12.117-1~deb12u1";
+const SOURCE_PACKAGE: &str = "linux-source-6.12";
+
+/// What apt-get is asked for: the source package pinned to the series' base release.
+fn apt_spec(package: &str) -> String {
+    match package {
+        SOURCE_PACKAGE => format!("{package}={SERIES_BASE_PACKAGE}"),
+        _ => package.to_string(),
+    }
+}
 
 const REQUIREMENTS: &[Requirement] = &[
     cmd("qemu-system-x86_64", "qemu-system-x86", "boots each kernel"),
     cmd("clang-19", "clang-19", "compiles the BPF programs (older clangs lack the BTF features used)"),
     Requirement {
         probe: Probe::File(DEBIAN_KERNEL_TARBALL),
-        package: "linux-source-6.12",
+        package: SOURCE_PACKAGE,
         why: "Linux 6.12.117 source (unless --kernel-src is given)",
         only_for_packaged_source: true,
     },
@@ -138,7 +151,8 @@ pub fn missing_packages(status: &[(Requirement, bool)]) -> Vec<&'static str> {
 }
 
 pub fn install_command(packages: &[&str]) -> String {
-    format!("apt-get update && apt-get install -y --no-install-recommends {}", packages.join(" "))
+    let specs: Vec<String> = packages.iter().map(|p| apt_spec(p)).collect();
+    format!("apt-get update && apt-get install -y --no-install-recommends --allow-downgrades {}", specs.join(" "))
 }
 
 /// Makes sure every requirement is met: as root on Debian, installs what is missing (saying what
@@ -169,8 +183,8 @@ pub fn ensure(sink: &dyn Sink, packaged_source: bool) -> anyhow::Result<()> {
         cmd
     };
     run_logged(sink, "host", "apt-get update", &mut apt(&["update", "-q"]), &log)?;
-    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
-    install.args(&packages);
+    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends", "--allow-downgrades"]);
+    install.args(packages.iter().map(|p| apt_spec(p)));
     run_logged(sink, "host", "apt-get install", &mut install, &log)?;
     let still_missing = missing_packages(&check(packaged_source));
     anyhow::ensure!(
@@ -223,6 +237,12 @@ mod tests {
         assert_eq!(packages[0], "qemu-system-x86");
         let unique: std::collections::BTreeSet<_> = packages.iter().collect();
         assert_eq!(unique.len(), packages.len());
+    }
+
+    #[test]
+    fn the_source_package_is_installed_at_the_series_base_release() {
+        let line = install_command(&["qemu-system-x86", SOURCE_PACKAGE]);
+        assert!(line.ends_with("qemu-system-x86 linux-source-6.12=6.12.117-1~deb12u1"), "{line}");
     }
 
     #[test]

@@ -5,13 +5,9 @@ use crate::events::Sink;
 use crate::host::cache::Cache;
 use crate::host::command::run_logged;
 use crate::host::fsutil::hash_parts;
-use crate::host::prereq::DEBIAN_KERNEL_TARBALL;
+use crate::host::prereq::{DEBIAN_KERNEL_TARBALL, SERIES_BASE, SERIES_BASE_PACKAGE};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
-
-/// The release the shipped series are written for, and the Debian package that holds it.
-pub const SERIES_BASE: &str = "6.12.117";
-pub const SERIES_BASE_PACKAGE: &str = "6.12.117-1~deb12u1";
 
 #[derive(Debug, Clone)]
 pub struct KernelSource {
