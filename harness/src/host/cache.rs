@@ -29,6 +29,8 @@ impl Cache {
         };
         std::fs::create_dir_all(&root)
             .map_err(|e| anyhow::anyhow!("cannot create cache directory {}: {e}", root.display()))?;
+        // Absolute: commands run inside its trees, and git ignores a relative ceiling.
+        let root = root.canonicalize().map_err(|e| anyhow::anyhow!("{}: {e}", root.display()))?;
         Ok(Cache { root })
     }
 

@@ -16,6 +16,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()));
     std::fs::create_dir_all(dir).map_err(named)?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(named)?;
+    // Readable by all, as a file written directly would be (tempfile creates 0600): results a
+    // root run stores are read by a user's `compare`, reports by a web server.
+    let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    file.as_file().set_permissions(readable).map_err(named)?;
     file.write_all(data).and_then(|()| file.as_file().sync_all()).map_err(named)?;
     file.persist(path).map_err(|e| named(e.error))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(named)
@@ -55,6 +59,8 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
     }

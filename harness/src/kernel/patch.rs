@@ -44,11 +44,13 @@ fn apply(tree: &Path, patch: &Path) -> Result<(), PatchError> {
     // git runs inside the tree, so a path relative to ours would not resolve there.
     let input = std::path::absolute(patch).map_err(unreadable)?;
     let sh = xshell::Shell::new().map_err(|e| PatchError::Spawn(std::io::Error::other(e)))?;
-    sh.change_dir(tree);
+    let tree = tree.canonicalize().map_err(PatchError::Spawn)?;
+    sh.change_dir(&tree);
     // The tree is no repository: a repository around the cache must not make git apply
-    // relative to its top, so the search stops at the tree. `diagnose` reads the messages, so
-    // they must be the untranslated ones.
-    sh.set_var("GIT_CEILING_DIRECTORIES", tree.parent().unwrap_or(tree));
+    // relative to its top (it would skip every path outside it and apply nothing), so the
+    // search stops at the tree (git ignores a relative ceiling). `diagnose` reads the messages,
+    // so they must be the untranslated ones.
+    sh.set_var("GIT_CEILING_DIRECTORIES", tree.parent().unwrap_or(&tree));
     sh.set_var("LC_ALL", "C");
     let git_apply = |reverse_check: bool| {
         let check: &[&str] = if reverse_check { &["--reverse", "--check"] } else { &[] };
@@ -78,8 +80,10 @@ fn diagnose(patch: &Path, text: &str, output: String, already_applied: bool) -> 
             if already_applied {
                 return PatchError::AlreadyApplied { patch, file, output };
             }
-            // git names the hunk by the line it starts at in the old file.
-            let hunks = files.iter().find(|f| f.path == file).map(|f| f.hunks.as_slice()).unwrap_or_default();
+            // git names the hunk by the line it starts at in the old file, and a renamed file by
+            // its old name.
+            let diff = files.iter().find(|f| f.path == file || f.old_path == file);
+            let hunks = diff.map(|f| f.hunks.as_slice()).unwrap_or_default();
             let found = hunks.iter().position(|h| hunk_start(h) == line.parse().ok());
             let hunk = found.map_or(0, |i| i + 1);
             let text = found.map_or_else(|| "(hunk text not found in the patch)".to_string(), |i| hunks[i].clone());
@@ -105,6 +109,8 @@ pub struct FileDiff {
     /// The path `-p1` works on: the new name (the old one for a deletion), first component
     /// stripped.
     pub path: String,
+    /// The old name (the same as `path` unless the file is renamed or created).
+    pub old_path: String,
     /// 1-based line of the `---` header in the patch.
     pub line: usize,
     /// Each hunk's text: its `@@` header and its lines, as in the patch.
@@ -121,7 +127,12 @@ pub fn parse_unified(text: &str) -> Vec<FileDiff> {
     while i < lines.len() {
         let header = lines[i].strip_prefix("--- ").zip(lines.get(i + 1).and_then(|l| l.strip_prefix("+++ ")));
         if let Some((old, new)) = header {
-            files.push(FileDiff { path: target_path(old, new), line: i + 1, hunks: Vec::new() });
+            files.push(FileDiff {
+                path: target_path(old, new),
+                old_path: target_path(old, old),
+                line: i + 1,
+                hunks: Vec::new(),
+            });
             i += 2;
         } else if let (Some(file), Some((mut old, mut new))) = (files.last_mut(), hunk_lengths(lines[i])) {
             let start = i;

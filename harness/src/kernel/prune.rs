@@ -34,8 +34,9 @@ pub struct Pruned {
 struct Build {
     variant: String,
     path: PathBuf,
-    /// Last use: the stamp's time, or the directory's for a build that never completed.
-    used: SystemTime,
+    /// Last use: the stamp's time; None for a build that never completed (interrupted), which
+    /// nothing can reuse as it is and is never among the kept.
+    used: Option<SystemTime>,
 }
 
 /// `trees/<variant>-<tree hash>/build-<build key>`.
@@ -52,8 +53,7 @@ fn builds(cache: &Cache) -> anyhow::Result<Vec<Build>> {
             if !is_build || !path.is_dir() {
                 continue;
             }
-            let stamp = path.join(COMPLETE_STAMP);
-            let used = std::fs::metadata(&stamp).or_else(|_| std::fs::metadata(&path))?.modified()?;
+            let used = std::fs::metadata(path.join(COMPLETE_STAMP)).and_then(|m| m.modified()).ok();
             found.push(Build { variant: variant.to_string(), path, used });
         }
     }
@@ -62,14 +62,16 @@ fn builds(cache: &Cache) -> anyhow::Result<Vec<Build>> {
 
 pub fn prune(cache: &Cache, policy: &Policy) -> anyhow::Result<Pruned> {
     let mut all = builds(cache)?;
+    // Per variant, the most recently used first; interrupted builds (None) last.
     all.sort_by(|a, b| (&a.variant, b.used).cmp(&(&b.variant, a.used)));
     let now = SystemTime::now();
     let mut pruned = Pruned::default();
     let mut rank = 0;
     for (i, build) in all.iter().enumerate() {
         rank = if i > 0 && all[i - 1].variant == build.variant { rank + 1 } else { 0 };
-        let recent = policy.used_within.is_some_and(|d| now.duration_since(build.used).unwrap_or_default() <= d);
-        if rank < policy.keep || recent {
+        let recent =
+            |used: SystemTime| policy.used_within.is_some_and(|d| now.duration_since(used).unwrap_or_default() <= d);
+        if build.used.is_some_and(|used| rank < policy.keep || recent(used)) {
             continue;
         }
         // The lock `kernel::build` takes for this directory: `build-<key16>`, its name.
@@ -148,6 +150,17 @@ mod tests {
         let all = prune(&cache, &Policy { keep: 0, used_within: None, dry_run: false }).unwrap();
         assert_eq!(all.held, std::slice::from_ref(&newer), "a build another run holds is left alone");
         assert!(newer.exists() && !newest.exists() && !baseline.exists());
+    }
+
+    #[test]
+    fn an_interrupted_newest_build_does_not_push_out_the_last_complete_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::resolve(Some(dir.path())).unwrap();
+        let complete = build(&cache, "mine-aaaa", "1111", 5, true);
+        let interrupted = build(&cache, "mine-bbbb", "2222", 0, false);
+        let done = prune(&cache, &Policy { keep: 1, used_within: None, dry_run: false }).unwrap();
+        assert_eq!(done.removed.iter().map(|r| r.path.clone()).collect::<Vec<_>>(), std::slice::from_ref(&interrupted));
+        assert!(complete.exists() && !interrupted.exists());
     }
 
     #[test]

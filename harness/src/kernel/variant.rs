@@ -295,7 +295,9 @@ fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut patches = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "patch") {
+        // `git format-patch --cover-letter` writes 0000-cover-letter.patch: no diff, no patch.
+        // Any other file without a diff is kept, and fails to apply with its name.
+        if path.extension().is_some_and(|e| e == "patch") && !is_cover_letter(&path)? {
             patches.push(path);
         }
     }
@@ -303,10 +305,33 @@ fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(patches)
 }
 
-/// The patches of an mbox, one file per message that carries a diff, in order: `git mailsplit`
-/// splits it (a lore thread with replies, a cover letter), `git mailinfo` decodes each message
-/// (quoted-printable, base64) into its subject, message and patch; messages without a patch
-/// (replies, the cover letter) are left out.
+/// A cover letter: `[PATCH ... 0/N]` (or format-patch's file name for one) and no diff.
+fn is_cover_letter(path: &Path) -> anyhow::Result<bool> {
+    let text = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let named = path.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-cover-letter.patch"));
+    let subject = String::from_utf8_lossy(&text).lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_string));
+    Ok(!has_diff(&text) && (named || subject.is_some_and(|s| patch_number(&s) == Some(0))))
+}
+
+/// Whether a message or file carries a change: a unified diff with a hunk, or a binary patch.
+fn has_diff(text: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(text);
+    crate::kernel::patch::parse_unified(&text).iter().any(|f| !f.hunks.is_empty())
+        || text.contains("\nGIT binary patch\n")
+}
+
+/// `n` of a subject's `[PATCH v2 n/N]`.
+fn patch_number(subject: &str) -> Option<u32> {
+    let tag = subject.strip_prefix('[')?.split(']').next()?;
+    let (n, _total) = tag.split_whitespace().last()?.split_once('/')?;
+    n.parse().ok()
+}
+
+/// The patches of an mbox, one file per message that carries a diff, in series order: `git
+/// mailsplit` splits it (a lore thread, a plain diff), `git mailinfo` decodes each message
+/// (quoted-printable, base64) into its subject, message and patch. A cover letter (no hunk) and
+/// the replies of a thread (`Re:`, even with a suggested diff) are left out; numbered patches
+/// (`[PATCH n/N]`) are taken in their order.
 fn patches_of_mbox(mbox: &Path, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mails = dir.join("mails");
     if mails.exists() {
@@ -315,25 +340,40 @@ fn patches_of_mbox(mbox: &Path, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(&mails).with_context(|| format!("creating {}", mails.display()))?;
     let sh = xshell::Shell::new()?;
     let into = format!("-o{}", mails.display());
-    xshell::cmd!(sh, "git mailsplit {into} {mbox}").quiet().ignore_stdout().run().context("git mailsplit")?;
+    // -b: a file that is one message without a `From ` line (a plain diff) is that message.
+    let split = xshell::cmd!(sh, "git mailsplit -b {into} {mbox}").ignore_status().output()?;
+    anyhow::ensure!(split.status.success(), "git mailsplit: {}", String::from_utf8_lossy(&split.stderr).trim());
     let mut names: Vec<PathBuf> = std::fs::read_dir(&mails)?.map(|e| Ok(e?.path())).collect::<std::io::Result<_>>()?;
     names.sort();
-    let mut patches = Vec::new();
+    let mut found: Vec<(Option<u32>, Vec<u8>)> = Vec::new();
     for mail in names {
         let (msg, diff) = (mail.with_extension("msg"), mail.with_extension("diff"));
         let text = std::fs::read(&mail)?;
-        let info = xshell::cmd!(sh, "git mailinfo -k {msg} {diff}").stdin(text).read().context("git mailinfo")?;
-        let diff = std::fs::read_to_string(&diff)?;
-        if diff.trim().is_empty() {
+        let info = xshell::cmd!(sh, "git mailinfo -k {msg} {diff}").stdin(text).ignore_status().output()?;
+        anyhow::ensure!(info.status.success(), "git mailinfo: {}", String::from_utf8_lossy(&info.stderr).trim());
+        let diff = std::fs::read(&diff)?;
+        let info = String::from_utf8_lossy(&info.stdout);
+        let subject = info.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or_default().to_string();
+        let reply = subject.to_ascii_lowercase().starts_with("re:");
+        if reply || !has_diff(&diff) {
             continue;
         }
-        let subject = info.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or_default();
-        let text = format!("Subject: {subject}\n\n{}---\n{diff}", std::fs::read_to_string(&msg)?);
-        let patch = dir.join(format!("{:04}.patch", patches.len() + 1));
-        write_atomic(&patch, text.as_bytes())?;
-        patches.push(patch);
+        let mut patch = format!("Subject: {subject}\n\n").into_bytes();
+        patch.extend(std::fs::read(&msg)?);
+        patch.extend(b"---\n");
+        patch.extend(diff);
+        found.push((patch_number(&subject), patch));
     }
     std::fs::remove_dir_all(&mails)?;
+    if found.iter().all(|(n, _)| n.is_some()) {
+        found.sort_by_key(|(n, _)| *n);
+    }
+    let mut patches = Vec::new();
+    for (_, text) in found {
+        let patch = dir.join(format!("{:04}.patch", patches.len() + 1));
+        write_atomic(&patch, &text)?;
+        patches.push(patch);
+    }
     Ok(patches)
 }
 
@@ -409,13 +449,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let series = dir.path().join("series");
         std::fs::create_dir(&series).unwrap();
-        std::fs::write(series.join("0001-a.patch"), "diff --git a/x b/x\n").unwrap();
+        std::fs::write(series.join("0001-a.patch"), "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n")
+            .unwrap();
         let v = Variant::from_series("mine", &series, dir.path()).unwrap();
         assert_eq!((v.name.as_str(), v.patches.len()), ("mine", 1));
 
         let mbox = dir.path().join("series.mbox");
         let message = |n: u32| {
-            format!("From 0123abcd Mon Sep 17 00:00:00 2001\nSubject: [PATCH {n}/2] x\n\n>From the body\n---\n x | 1 +\ndiff --git a/x b/x\n")
+            format!("From 0123abcd Mon Sep 17 00:00:00 2001\nSubject: [PATCH {n}/2] x\n\n>From the body\n---\n x | 1 +\ndiff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n")
         };
         std::fs::write(&mbox, message(1) + &message(2)).unwrap();
         let v = Variant::from_series("mbox", &mbox, dir.path()).unwrap();
@@ -435,6 +476,41 @@ mod tests {
         .unwrap();
         let v = Variant::from_series("thread", &thread, dir.path()).unwrap();
         assert_eq!(v.patches.len(), 1, "the reply carries no patch");
+
+        // A b4 thread: the cover letter (with a `---` but no diff), patch 2 before patch 1, and a
+        // reply suggesting a diff of its own; and a plain diff with no mail around it.
+        let mail = |from: u32, subject: &str, body: &str| {
+            format!("From {from} Mon Sep 17 00:00:00 2001\nFrom: A <a@example.org>\nSubject: {subject}\n\n{body}\n")
+        };
+        let change = |old: &str, new: &str| {
+            format!("---\ndiff --git a/f.c b/f.c\n--- a/f.c\n+++ b/f.c\n@@ -1 +1 @@\n-{old}\n+{new}\n")
+        };
+        let b4 = dir.path().join("b4.mbox");
+        std::fs::write(
+            &b4,
+            [
+                mail(0, "[PATCH v2 0/2] f: two steps", "Changes in v2:\n---\n- none"),
+                mail(2, "[PATCH v2 2/2] f: c", &change("b", "c")),
+                mail(1, "[PATCH v2 1/2] f: b", &change("a", "b")),
+                mail(3, "Re: [PATCH v2 1/2] f: b", &change("b", "x")),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let b4_series = Variant::from_series("b4", &b4, dir.path()).unwrap();
+        assert_eq!(b4_series.patches.len(), 2, "neither the cover letter nor the reply is a patch of the series");
+        let b4_tree = dir.path().join("b4-tree");
+        std::fs::create_dir(&b4_tree).unwrap();
+        std::fs::write(b4_tree.join("f.c"), "a\n").unwrap();
+        crate::kernel::patch::apply_series(&b4_tree, &b4_series.patches).unwrap();
+        assert_eq!(std::fs::read_to_string(b4_tree.join("f.c")).unwrap(), "c\n", "1/2 before 2/2");
+        let plain = dir.path().join("plain.diff");
+        std::fs::write(&plain, change("a", "b").trim_start_matches("---\n")).unwrap();
+        assert_eq!(Variant::from_series("plain", &plain, dir.path()).unwrap().patches.len(), 1);
+        let cover = series.join("0000-cover-letter.patch");
+        std::fs::write(&cover, "Subject: [PATCH 0/1] x\n\n---\n x | 1 +\n").unwrap();
+        let covered = Variant::from_series("mine", &series, dir.path()).unwrap();
+        assert_eq!(covered.patches.len(), 1, "format-patch's cover letter is not a patch");
         let tree = dir.path().join("tree");
         std::fs::create_dir(&tree).unwrap();
         std::fs::write(tree.join("f.c"), "a = 1;\n").unwrap();
@@ -468,7 +544,8 @@ mod tests {
     fn a_series_from_the_command_line_runs_beside_the_scenario_variants() {
         let scenario = Scenario::load(&repo::scenarios_dir().join("throw.yaml"), &repo::bpf_source_dir()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("0001-x.patch"), "diff --git a/x b/x\n").unwrap();
+        std::fs::write(dir.path().join("0001-x.patch"), "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n")
+            .unwrap();
         let mine = Variant::from_series("mine", dir.path(), dir.path()).unwrap();
         let names: Vec<String> = select(&scenario, &[], &repo::variants_dir(), std::slice::from_ref(&mine))
             .unwrap()
