@@ -373,6 +373,7 @@ mod tests {
                 initrd: dir.join("run.cpio"),
                 probe_initrd: dir.join("probe.cpio"),
                 subjects: subject::of_scenario(&self.scenario),
+                in_use: None,
             })
         }
 

@@ -65,63 +65,80 @@ fn json(c: &Comparison) -> String {
     serde_json::to_string_pretty(&doc).expect("comparisons always serialise") + "\n"
 }
 
-/// veristat's statistics, by its CSV column name, and the metric each is.
-const VERISTAT_COLUMNS: [(&str, &str); 5] = [
-    ("duration", "verification_time_us"),
-    ("total_insns", "verified_insns"),
-    ("total_states", "total_states"),
-    ("peak_states", "peak_states"),
-    ("max_states_per_insn", "max_states_per_insn"),
+/// veristat's CSV statistics (6.12's default CSV output), by column name, and the metric each
+/// is; veristat's `max_mark_read_len` has no counterpart the runner reads, and stays `N/A`.
+const VERISTAT_COLUMNS: [(&str, Option<&str>); 6] = [
+    ("duration", Some("verification_time_us")),
+    ("total_insns", Some("verified_insns")),
+    ("total_states", Some("total_states")),
+    ("peak_states", Some("peak_states")),
+    ("max_states_per_insn", Some("max_states_per_insn")),
+    ("max_mark_read_len", None),
 ];
 
 /// `file_name,prog_name,verdict_base,verdict_comp,verdict_diff,duration_base,...` as
 /// `veristat -C base.csv comp.csv -o csv` writes it: the old run is the base, the new one the
-/// comparison; `file_name` is `<scenario>/<variant>/<object>`.
+/// comparison, joined on (`file_name`, `prog_name`) and sorted by them, a program of one side
+/// only with `N/A` on the other; `file_name` is `<scenario>/<variant>/<object>` (one run holds
+/// several variants' objects).
 fn veristat_csv(c: &Comparison) -> String {
+    type Program<'a> = &'a crate::results::schema::ProgramResult;
     let mut header = vec!["file_name".to_string(), "prog_name".into()];
     for name in std::iter::once("verdict").chain(VERISTAT_COLUMNS.iter().map(|(n, _)| *n)) {
         header.extend(["_base", "_comp", "_diff"].map(|sfx| format!("{name}{sfx}")));
     }
-    let mut out = header.join(",") + "\n";
+    let mut joined: std::collections::BTreeMap<(String, String), (Option<Program>, Option<Program>)> =
+        Default::default();
     for s in &c.scenarios {
-        for v in &s.new.variants {
-            let old_variant = s.old.as_ref().and_then(|o| o.variant(&v.name));
-            for p in v.programs.iter().filter(|p| p.verdict.is_some()) {
-                let base = old_variant.and_then(|o| o.program(&p.id)).filter(|o| o.verdict.is_some());
-                let mut row = vec![format!("{}/{}/{}", s.scenario, v.name, p.object), p.id.clone()];
-                let verdict = |p: &crate::results::schema::ProgramResult| match p.verdict {
-                    Some(bpfh_protocol::Verdict::Accepted) => "success",
-                    _ => "failure",
-                };
-                row.push(base.map_or("N/A", verdict).into());
-                row.push(verdict(p).into());
-                row.push(match base {
-                    None => "N/A".into(),
-                    Some(b) if verdict(b) == verdict(p) => "MATCH".into(),
-                    Some(_) => "MISMATCH".into(),
-                });
-                for (_, metric) in VERISTAT_COLUMNS {
-                    let value = |p: &crate::results::schema::ProgramResult| metrics::value(p, metric);
-                    let (b, n) = (base.and_then(value), value(p));
-                    let shown = |x: Option<f64>| x.map_or("N/A".to_string(), num);
-                    row.push(shown(b));
-                    row.push(shown(n));
-                    row.push(match (b, n) {
-                        (Some(b), Some(n)) => {
-                            let pct = match b {
-                                0.0 if n == 0.0 => 0.0,
-                                0.0 => 100f64.copysign(n),
-                                _ => (n - b) * 100.0 / b,
-                            };
-                            format!("{:+} ({pct:+.2}%)", n - b)
-                        }
-                        _ => "N/A".into(),
-                    });
+        let sides = [s.old.as_ref(), Some(&s.new)];
+        for (side, run) in sides.into_iter().enumerate() {
+            for v in run.iter().flat_map(|r| &r.variants) {
+                for p in v.programs.iter().filter(|p| p.verdict.is_some()) {
+                    let key = (format!("{}/{}/{}", s.scenario, v.name, p.object), p.id.clone());
+                    let entry = joined.entry(key).or_default();
+                    if side == 0 {
+                        entry.0 = Some(p)
+                    } else {
+                        entry.1 = Some(p)
+                    }
                 }
-                out.push_str(&row.join(","));
-                out.push('\n');
             }
         }
+    }
+    let verdict = |p: Program| match p.verdict {
+        Some(bpfh_protocol::Verdict::Accepted) => "success",
+        _ => "failure",
+    };
+    let mut out = header.join(",") + "\n";
+    for ((file, program), (base, comp)) in joined {
+        let mut row = vec![file, program];
+        row.push(base.map_or("N/A", verdict).into());
+        row.push(comp.map_or("N/A", verdict).into());
+        row.push(match (base, comp) {
+            (Some(b), Some(n)) if verdict(b) == verdict(n) => "MATCH".into(),
+            (Some(_), Some(_)) => "MISMATCH".into(),
+            _ => "N/A".into(),
+        });
+        for (_, metric) in VERISTAT_COLUMNS {
+            let value = |p: Option<Program>| metrics::value(p?, metric?);
+            let (b, n) = (value(base), value(comp));
+            let shown = |x: Option<f64>| x.map_or("N/A".to_string(), num);
+            row.push(shown(b));
+            row.push(shown(n));
+            row.push(match (b, n) {
+                (Some(b), Some(n)) => {
+                    let pct = match b {
+                        0.0 if n == 0.0 => 0.0,
+                        0.0 => 100f64.copysign(n),
+                        _ => (n - b) * 100.0 / b,
+                    };
+                    format!("{:+} ({pct:+.2}%)", n - b)
+                }
+                _ => "N/A".into(),
+            });
+        }
+        out.push_str(&row.join(","));
+        out.push('\n');
     }
     out
 }
@@ -460,7 +477,7 @@ mod tests {
             "file_name,prog_name,verdict_base,verdict_comp,verdict_diff,duration_base,duration_comp,duration_diff,total_insns_base"
         ));
         let columns = header.split(',').count();
-        assert_eq!(columns, 2 + 3 * 6);
+        assert_eq!(columns, 2 + 3 * 7, "veristat's 9 statistics, file and program once");
         let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
         assert!(rows.iter().all(|r| r.len() == columns), "{text}");
         let tc = rows.iter().find(|r| r[0] == "simple/exception-unwind/simple" && r[1] == "task_ref_tc").unwrap();

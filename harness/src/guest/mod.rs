@@ -6,8 +6,8 @@ pub mod initramfs;
 pub mod objects;
 
 use crate::events::Sink;
-use crate::host::cache::Cache;
-use crate::kernel::build::{self, KernelBuild};
+use crate::host::cache::{Cache, CacheLock};
+use crate::kernel::build::{self, in_use_lock, KernelBuild};
 use crate::kernel::source::KernelSource;
 use crate::kernel::variant::Variant;
 use crate::scenario::Scenario;
@@ -17,6 +17,7 @@ use crate::verdict::subject::{self, Subject};
 use bpfh_protocol::{Plan, BPF_DIR, PLAN_PATH};
 use initramfs::Initramfs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A variant ready to boot: its kernel, the image for the scenario, an image that only proves
 /// the guest boots (the KVM probe), and the subjects the image's plan names.
@@ -27,6 +28,9 @@ pub struct GuestImage {
     pub initrd: PathBuf,
     pub probe_initrd: PathBuf,
     pub subjects: Vec<Subject>,
+    /// A shared hold on the build directory for as long as the image lives: `cache prune`
+    /// leaves it alone while a run boots from it. None where no cache is involved (tests).
+    pub in_use: Option<Arc<CacheLock>>,
 }
 
 /// Where making a guest image failed, with why; stored as the variant's `not run` failure.
@@ -58,6 +62,7 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
     let locked = build::build(sink, inputs.cache, inputs.source, variant, inputs.base_fragment, inputs.debug_fragment)
         .map_err(BuildError::Kernel)?;
     let kernel = &locked.kernel;
+    let in_use = inputs.cache.lock_shared(&in_use_lock(&kernel.objdir)).map_err(BuildError::Kernel)?;
     let mut subjects = subject::of_scenario(inputs.scenario);
     let mut objects =
         objects::build_bpf_objects(sink, inputs.cache, inputs.source, kernel, &subject::bpf_objects(&subjects))
@@ -93,7 +98,14 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
     write_image(&initrd, inputs.runner, &objects, &plan)
         .and_then(|()| write_image(&probe_initrd, inputs.runner, &[], &probe))
         .map_err(BuildError::Image)?;
-    Ok(GuestImage { variant: variant.clone(), kernel: kernel.clone(), initrd, probe_initrd, subjects })
+    Ok(GuestImage {
+        variant: variant.clone(),
+        kernel: kernel.clone(),
+        initrd,
+        probe_initrd,
+        subjects,
+        in_use: Some(Arc::new(in_use)),
+    })
 }
 
 /// The runner as /init, the BPF objects (guest file name, host path) and the plan.

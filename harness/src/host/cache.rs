@@ -65,6 +65,17 @@ impl Cache {
         Ok(CacheLock { _file: file })
     }
 
+    /// A shared hold on `what`: any number of runs may hold it together, and an exclusive
+    /// `try_lock` (`cache prune`) fails while one does.
+    pub fn lock_shared(&self, what: &str) -> anyhow::Result<CacheLock> {
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{what}.lock"));
+        let file = File::options().read(true).write(true).create(true).truncate(false).open(&path)?;
+        file.lock_shared().map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))?;
+        Ok(CacheLock { _file: file })
+    }
+
     /// The lock on `what` if nobody holds it now; None if another run does.
     pub fn try_lock(&self, what: &str) -> anyhow::Result<Option<CacheLock>> {
         let dir = self.root.join("locks");
@@ -157,6 +168,17 @@ pub struct CacheLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_cache_directory_is_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let relative = dir.path().strip_prefix(std::env::current_dir().unwrap()).map(Path::to_path_buf);
+        // Relative to the current directory when the temporary directory is below it; else a
+        // path with `..` in it, which is not canonical either.
+        let given = relative.unwrap_or_else(|_| dir.path().join("sub/..").join("c"));
+        let cache = Cache::resolve(Some(&given)).unwrap();
+        assert!(cache.root().is_absolute() && !cache.root().components().any(|c| c.as_os_str() == ".."));
+    }
 
     #[test]
     fn a_second_holder_waits_until_the_first_lets_go() {

@@ -227,6 +227,13 @@ mod tests {
         assert_eq!(rust_version("not rustc"), None);
         let (report, ok) = toolchain_report();
         assert!(ok, "the toolchain running this test is new enough: {report}");
+        let (doctor, _) = doctor(true);
+        for line in ["git ", "ccache ", "rustc ", "cargo-nextest "] {
+            assert!(
+                doctor.lines().any(|l| l.get(8..).is_some_and(|r| r.starts_with(line))),
+                "doctor checks {line}: {doctor}"
+            );
+        }
     }
 
     #[test]

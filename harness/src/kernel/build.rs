@@ -38,6 +38,12 @@ pub struct KernelBuild {
     pub log: PathBuf,
 }
 
+/// The lock a run holds, shared, on a build directory (`build-<key16>`) while it boots from it,
+/// so that `cache prune` leaves it alone.
+pub fn in_use_lock(objdir: &Path) -> String {
+    format!("use-{}", objdir.file_name().unwrap_or_default().to_string_lossy())
+}
+
 /// A kernel build and the lock on its build directory: the objects and images later stages
 /// write there are made under the same lock, with no window for another run in between.
 #[derive(Debug)]
@@ -177,11 +183,14 @@ pub fn build(
         ("config", config_hash.as_bytes()),
         ("compiler", compiler.as_bytes()),
     ]);
-    drop(tree_lock);
     let objdir = tree.join(format!("build-{}", &build_key[..16]));
     // Held while building and, through the returned LockedBuild, while the caller adds to the
     // build directory; a run that waited for it then finds the stamp and reuses the build.
     let lock = cache.lock(sink, &format!("build-{}", &build_key[..16]))?;
+    // The tree is let go only once it has this build directory: `cache prune` removes a tree
+    // with none, and must not in between.
+    std::fs::create_dir_all(&objdir)?;
+    drop(tree_lock);
     let stamp = objdir.join(COMPLETE_STAMP);
     // KASAN kernels do not boot through the PVH entry in 6.12: xen_prepare_pvh() calls the
     // instrumented memcmp() before the KASAN shadow exists, and the guest triple-faults before

@@ -323,6 +323,21 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_file_whose_change_fails_is_named_with_its_hunk() {
+        let tree = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(tree.path(), "old.c", &numbered(30).replace("line 25\n", "line 25 changed locally\n"));
+        let change = diff("old.c", &numbered(30), &shout(&[25]));
+        let renamed = change.replace("--- a/old.c\n+++ b/old.c\n", "--- a/old.c\n+++ b/new.c\n");
+        let text =
+            format!("diff --git a/old.c b/new.c\nsimilarity index 90%\nrename from old.c\nrename to new.c\n{renamed}");
+        let err = apply_series(tree.path(), &patches(dir.path(), &[("0001-mv.patch", text)])).unwrap_err();
+        let PatchError::HunkFailed { hunk, text, .. } = &err else { panic!("{err}") };
+        assert_eq!(*hunk, 1, "{err}");
+        assert!(text.contains("-line 25\n+LINE 25"), "{text}");
+    }
+
+    #[test]
     fn missing_patch_missing_target_and_applied_patches_are_told_apart() {
         let tree = tempfile::tempdir().unwrap();
         let dir = tempfile::tempdir().unwrap();

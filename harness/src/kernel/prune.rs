@@ -4,7 +4,7 @@
 //! A tree left without builds goes with them.
 
 use crate::host::cache::{disk_usage, Cache};
-use crate::kernel::build::COMPLETE_STAMP;
+use crate::kernel::build::{in_use_lock, COMPLETE_STAMP};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -80,6 +80,11 @@ pub fn prune(cache: &Cache, policy: &Policy) -> anyhow::Result<Pruned> {
             pruned.held.push(build.path.clone());
             continue;
         };
+        // Runs booting from it hold this one, shared.
+        let Some(_unused) = cache.try_lock(&in_use_lock(&build.path))? else {
+            pruned.held.push(build.path.clone());
+            continue;
+        };
         let bytes = disk_usage(&build.path, &mut Default::default())?;
         if !policy.dry_run {
             std::fs::remove_dir_all(&build.path)?;
@@ -140,6 +145,7 @@ mod tests {
         assert!(old.exists(), "a dry run removes nothing");
 
         let _busy = cache.try_lock("build-2222").unwrap().unwrap();
+        let _booting = cache.lock_shared(&in_use_lock(&newest)).unwrap();
         let within = Policy { keep: 1, used_within: Some(Duration::from_secs(3 * 86_400)), dry_run: false };
         let done = prune(&cache, &within).unwrap();
         assert!(done.held.is_empty(), "newer is kept for its recent use, not for its lock");
@@ -148,8 +154,9 @@ mod tests {
         assert!(newer.exists() && newest.exists() && baseline.exists());
 
         let all = prune(&cache, &Policy { keep: 0, used_within: None, dry_run: false }).unwrap();
-        assert_eq!(all.held, std::slice::from_ref(&newer), "a build another run holds is left alone");
-        assert!(newer.exists() && !newest.exists() && !baseline.exists());
+        assert!(all.held.contains(&newer), "a build another run holds is left alone");
+        assert_eq!(all.held.len(), 2, "a build a run boots from is left alone too: {:?}", all.held);
+        assert!(newer.exists() && newest.exists() && !baseline.exists());
     }
 
     #[test]
