@@ -297,7 +297,7 @@ fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let path = entry?.path();
         // `git format-patch --cover-letter` writes 0000-cover-letter.patch: no diff, no patch.
         // Any other file without a diff is kept, and fails to apply with its name.
-        if path.extension().is_some_and(|e| e == "patch") && !is_cover_letter(&path)? {
+        if path.extension().is_some_and(|e| e == "patch") && !is_cover_letter(&path) {
             patches.push(path);
         }
     }
@@ -305,12 +305,13 @@ fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(patches)
 }
 
-/// A cover letter: `[PATCH ... 0/N]` (or format-patch's file name for one) and no diff.
-fn is_cover_letter(path: &Path) -> anyhow::Result<bool> {
-    let text = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+/// A cover letter: `[PATCH ... 0/N]` (or format-patch's file name for one) and no diff. A file
+/// that cannot be read is no cover letter: the build names it, failing that variant alone.
+fn is_cover_letter(path: &Path) -> bool {
+    let Ok(text) = std::fs::read(path) else { return false };
     let named = path.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-cover-letter.patch"));
     let subject = String::from_utf8_lossy(&text).lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_string));
-    Ok(!has_diff(&text) && (named || subject.is_some_and(|s| patch_number(&s) == Some(0))))
+    !has_diff(&text) && (named || subject.is_some_and(|s| patch_number(&s) == Some(0)))
 }
 
 /// Whether a message or file carries a change: a unified diff with a hunk, or a binary patch.
