@@ -72,6 +72,9 @@ pub trait Stages {
     fn prepare(&self, variant: &Variant) -> Result<GuestImage, BuildError>;
     fn boot(&self, spec: &BootSpec) -> anyhow::Result<BootOutcome>;
     fn kvm_device_usable(&self) -> bool;
+    /// Whether a guest ran under KVM when this host last proved it (None: never proved).
+    fn remembered_kvm(&self) -> Option<bool>;
+    fn remember_kvm(&self, runs_guests: bool);
 }
 
 /// The real stages: kernels built from source, QEMU.
@@ -91,6 +94,17 @@ impl Stages for Host<'_> {
 
     fn kvm_device_usable(&self) -> bool {
         accel::kvm_device_usable()
+    }
+
+    fn remembered_kvm(&self) -> Option<bool> {
+        accel::KvmMemory::in_dir(self.inputs.cache.root()).get(&accel::host_key())
+    }
+
+    fn remember_kvm(&self, runs_guests: bool) {
+        let memory = accel::KvmMemory::in_dir(self.inputs.cache.root());
+        if let Err(err) = memory.put(&accel::host_key(), runs_guests) {
+            self.sink.warning(format!("cannot remember the KVM verdict: {err:#}"));
+        }
     }
 }
 
@@ -193,7 +207,17 @@ pub fn measure(
         .collect();
     let (accel, mode) = match prepared.iter().find_map(|p| p.as_ref().ok()) {
         Some(first) => {
-            let accel = accel::choose(sink, opts.accel, stages.kvm_device_usable(), || probe_kvm(sink, stages, first))?;
+            let mut proved = None;
+            let probe = || {
+                let outcome = probe_kvm(sink, stages, first)?;
+                proved = Some(outcome.failure.is_none());
+                Ok(outcome)
+            };
+            let usable = stages.kvm_device_usable();
+            let accel = accel::choose(sink, opts.accel, usable, stages.remembered_kvm(), probe)?;
+            if let Some(runs_guests) = proved {
+                stages.remember_kvm(runs_guests);
+            }
             (accel, accel::choose_mode(accel, opts.mode, opts.allow_emulated_wallclock)?)
         }
         // Nothing to boot: the result records only the build failures.
@@ -323,12 +347,19 @@ mod tests {
         kvm_runs: bool,
         calls: RefCell<Vec<String>>,
         boots: RefCell<u64>,
+        remembered: RefCell<Option<bool>>,
     }
 
     impl Fake {
         fn new(kvm_runs: bool) -> Fake {
             let scenario = Scenario::load(&repo::scenarios_dir().join("simple.yaml"), &repo::bpf_source_dir()).unwrap();
-            Fake { scenario, kvm_runs, calls: RefCell::new(Vec::new()), boots: RefCell::new(0) }
+            Fake {
+                scenario,
+                kvm_runs,
+                calls: RefCell::new(Vec::new()),
+                boots: RefCell::new(0),
+                remembered: RefCell::new(None),
+            }
         }
 
         fn calls(&self) -> Vec<String> {
@@ -424,6 +455,15 @@ mod tests {
         fn kvm_device_usable(&self) -> bool {
             true
         }
+
+        fn remembered_kvm(&self) -> Option<bool> {
+            *self.remembered.borrow()
+        }
+
+        fn remember_kvm(&self, runs_guests: bool) {
+            self.calls.borrow_mut().push(format!("remember {runs_guests}"));
+            *self.remembered.borrow_mut() = Some(runs_guests);
+        }
     }
 
     fn measure_with(fake: &Fake, sink: &Collect, names: &[&str], opts: &Options) -> Measured {
@@ -485,8 +525,12 @@ mod tests {
         let opts = Options { accel: AccelChoice::Auto, ..Options::icount("/fake".into()) };
         let measured = measure_with(&fake, &sink, &["baseline"], &opts);
         assert_eq!((measured.accel, measured.mode), (Accel::Tcg, Mode::Icount));
-        assert_eq!(fake.calls(), ["prepare baseline", "probe baseline", "boot baseline"]);
+        assert_eq!(fake.calls(), ["prepare baseline", "probe baseline", "remember false", "boot baseline"]);
         assert!(sink.events().iter().any(|e| matches!(e, Event::Warning { .. })));
+        // The next run knows: no probe.
+        let again = measure_with(&fake, &Collect::default(), &["baseline"], &opts);
+        assert_eq!(again.accel, Accel::Tcg);
+        assert_eq!(fake.calls().iter().filter(|c| c.starts_with("probe")).count(), 1, "{:?}", fake.calls());
         let fake = Fake::new(true);
         let measured = measure_with(&fake, &Collect::default(), &["baseline"], &opts);
         assert_eq!((measured.accel, measured.mode), (Accel::Kvm, Mode::Wallclock));
@@ -520,7 +564,10 @@ mod tests {
             })
         };
         let sink = Collect::default();
-        assert_eq!(accel::choose(&sink, AccelChoice::Auto, accel::kvm_device_usable(), probe).unwrap(), Accel::Tcg);
+        assert_eq!(
+            accel::choose(&sink, AccelChoice::Auto, accel::kvm_device_usable(), None, probe).unwrap(),
+            Accel::Tcg
+        );
         if accel::kvm_device_usable() {
             assert!(workdir.join("console.log").exists(), "the probe must really have booted QEMU under KVM");
         }

@@ -15,10 +15,12 @@ pub enum AccelChoice {
 /// Decides the accelerator. `auto` uses KVM only when `/dev/kvm` is usable and a guest booted by
 /// `probe` under it reaches the runner (on hosts with broken nested virtualisation it exists
 /// but guests die); otherwise TCG, with a warning.
+/// `remembered`: the verdict proved by an earlier run on this host, used instead of a probe.
 pub fn choose(
     sink: &dyn Sink,
     choice: AccelChoice,
     kvm_device_usable: bool,
+    remembered: Option<bool>,
     probe: impl FnOnce() -> anyhow::Result<BootOutcome>,
 ) -> anyhow::Result<Accel> {
     match choice {
@@ -29,6 +31,11 @@ pub fn choose(
         }
         AccelChoice::Auto if !kvm_device_usable => {
             sink.warning("no usable /dev/kvm; using TCG (emulation)".into());
+            Ok(Accel::Tcg)
+        }
+        AccelChoice::Auto if remembered == Some(true) => Ok(Accel::Kvm),
+        AccelChoice::Auto if remembered == Some(false) => {
+            sink.warning("a guest does not run under /dev/kvm here (proved earlier); using TCG (emulation)".into());
             Ok(Accel::Tcg)
         }
         AccelChoice::Auto => {
@@ -46,6 +53,45 @@ pub fn choose(
                 }
             }
         }
+    }
+}
+
+/// What decides whether KVM runs a guest here: QEMU's version, the host kernel and the CPU. A
+/// verdict proved under one key holds until one of them changes.
+pub fn host_key() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{} | {} | {}", crate::vm::qemu::qemu_version(), kernel.trim(), crate::host::repo::host_cpu())
+}
+
+/// The KVM verdict proved on this host, remembered in the cache so that a run does not prove it
+/// again (a probe costs up to its timeout where KVM hangs).
+pub struct KvmMemory {
+    path: std::path::PathBuf,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    key: String,
+    runs_guests: bool,
+    proved: String,
+}
+
+impl KvmMemory {
+    pub fn in_dir(dir: &std::path::Path) -> KvmMemory {
+        KvmMemory { path: dir.join("kvm-verdict.json") }
+    }
+
+    /// The verdict proved under `key`, if any.
+    pub fn get(&self, key: &str) -> Option<bool> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let remembered: Remembered = serde_json::from_str(&text).ok()?;
+        (remembered.key == key).then_some(remembered.runs_guests)
+    }
+
+    pub fn put(&self, key: &str, runs_guests: bool) -> anyhow::Result<()> {
+        let proved = chrono::Utc::now().to_rfc3339();
+        let text = serde_json::to_string_pretty(&Remembered { key: key.into(), runs_guests, proved })?;
+        Ok(crate::host::fsutil::write_atomic(&self.path, text.as_bytes())?)
     }
 }
 
@@ -115,13 +161,27 @@ mod tests {
     fn a_failing_kvm_probe_falls_back_to_tcg() {
         let sink = Collect::default();
         let hang = GuestFailure::BootTimeout { seconds: 15, console_tail: String::new() };
-        assert_eq!(choose(&sink, AccelChoice::Auto, true, || outcome(Some(hang))).unwrap(), Accel::Tcg);
+        assert_eq!(choose(&sink, AccelChoice::Auto, true, None, || outcome(Some(hang))).unwrap(), Accel::Tcg);
         assert!(matches!(&sink.events()[0], Event::Warning { message } if message.contains("falling back to TCG")));
-        assert_eq!(choose(&sink, AccelChoice::Auto, true, || outcome(None)).unwrap(), Accel::Kvm);
+        assert_eq!(choose(&sink, AccelChoice::Auto, true, None, || outcome(None)).unwrap(), Accel::Kvm);
         let never = || -> anyhow::Result<BootOutcome> { panic!("no probe without /dev/kvm") };
-        assert_eq!(choose(&sink, AccelChoice::Auto, false, never).unwrap(), Accel::Tcg);
-        assert!(choose(&sink, AccelChoice::Kvm, false, never).is_err());
-        assert_eq!(choose(&sink, AccelChoice::Tcg, true, never).unwrap(), Accel::Tcg);
+        assert_eq!(choose(&sink, AccelChoice::Auto, false, None, never).unwrap(), Accel::Tcg);
+        assert!(choose(&sink, AccelChoice::Kvm, false, None, never).is_err());
+        assert_eq!(choose(&sink, AccelChoice::Tcg, true, None, never).unwrap(), Accel::Tcg);
+        // A verdict proved before is used, not proved again.
+        assert_eq!(choose(&sink, AccelChoice::Auto, true, Some(false), never).unwrap(), Accel::Tcg);
+        assert_eq!(choose(&sink, AccelChoice::Auto, true, Some(true), never).unwrap(), Accel::Kvm);
+    }
+
+    #[test]
+    fn a_verdict_is_remembered_under_its_host_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = KvmMemory::in_dir(dir.path());
+        assert_eq!(memory.get("qemu 7.2 | 6.1.0 | cpu"), None);
+        memory.put("qemu 7.2 | 6.1.0 | cpu", false).unwrap();
+        assert_eq!(memory.get("qemu 7.2 | 6.1.0 | cpu"), Some(false));
+        assert_eq!(memory.get("qemu 8.0 | 6.1.0 | cpu"), None, "another QEMU proves it again");
+        assert!(host_key().contains(" | "));
     }
 
     #[test]
