@@ -13,7 +13,7 @@ use crate::results::schema::{Provenance, RunResult, ScenarioInfo, VariantResult,
 use crate::results::store;
 use crate::scenario::Scenario;
 use crate::verdict::pool::pool_boots;
-use crate::verdict::{subject, Boot};
+use crate::verdict::{self, subject, Boot};
 use crate::vm::accel::{self, AccelChoice};
 use crate::vm::qemu::{self, Accel, BootOutcome, BootSpec, GuestFailure, Mode};
 use std::path::{Path, PathBuf};
@@ -283,7 +283,7 @@ fn judge(
     outcomes: Vec<Vec<Result<BootOutcome, GuestFailure>>>,
 ) -> Vec<VariantResult> {
     let scenario_subjects = subject::of_scenario(scenario);
-    variants
+    let mut results = variants
         .iter()
         .zip(prepared)
         .zip(outcomes)
@@ -301,7 +301,9 @@ fn judge(
             }
             pool_boots(per_boot)
         })
-        .collect()
+        .collect::<Vec<_>>();
+    verdict::uncompiled_on_baseline_skipped(&mut results);
+    results
 }
 
 /// Tells the sink about a variant that failed; the run goes on without it.

@@ -70,15 +70,23 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
     let mut selftests = || -> anyhow::Result<Vec<Subject>> {
         let mut all = Vec::new();
         let files = &inputs.scenario.upstream;
-        for (file, (name, object)) in
+        let mut uncompiled = Vec::new();
+        for (file, compiled) in
             files.iter().zip(objects::compile_selftests(sink, inputs.cache, inputs.source, kernel, files)?)
         {
-            debug_assert_eq!(name, object_name(file));
-            all.extend(cases(file, &programs(&object)?));
-            objects.push((name, object));
+            match compiled {
+                Ok((name, object)) => {
+                    debug_assert_eq!(name, object_name(file));
+                    all.extend(cases(file, &programs(&object)?));
+                    objects.push((name, object));
+                }
+                Err(error) => uncompiled.push(Subject::uncompiled(file, error)),
+            }
         }
         check_differences(&variant.name, &variant.upstream_differences, &all)?;
-        Ok(subject::of_selftests(all, &variant.upstream_differences))
+        let mut subjects = subject::of_selftests(all, &variant.upstream_differences);
+        subjects.extend(uncompiled);
+        Ok(subjects)
     };
     subjects.extend(selftests().map_err(BuildError::Selftests)?);
 

@@ -187,16 +187,37 @@ fn system_includes() -> anyhow::Result<Vec<String>> {
     Ok(dirs)
 }
 
+/// The selftests Makefile's `INCLUDE_DIR` (vmlinux.h and libbpf's `bpf/` headers in one
+/// directory), at the same depth below a directory as upstream's is below the selftests
+/// directory: a program's `#include "../../../include/linux/filter.h"` then misses it, as
+/// upstream's does, and resolves through the selftests directory to `tools/include`, not to the
+/// kernel's own `include/`.
+fn selftests_include_dir(includes: &BpfIncludes, kernel: &KernelBuild) -> anyhow::Result<PathBuf> {
+    let dir = kernel.objdir.join("bpf/selftests/tools/include");
+    std::fs::create_dir_all(&dir)?;
+    for (name, target) in [("vmlinux.h", includes.generated.join("vmlinux.h")), ("bpf", includes.libbpf.join("bpf"))] {
+        let link = dir.join(name);
+        if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&target, &link)?;
+        }
+    }
+    Ok(dir)
+}
+
 /// Compiles the selftest `files` from the variant's tree, as the selftests Makefile compiles
-/// them for test_progs; returns object name -> path.
+/// them for test_progs; returns each file's object (name, path), or why it did not compile: one
+/// file that does not compile hides nothing else.
+#[allow(clippy::type_complexity)]
 pub fn compile_selftests(
     sink: &dyn Sink,
     cache: &Cache,
     source: &KernelSource,
     kernel: &KernelBuild,
     files: &[String],
-) -> anyhow::Result<Vec<(String, PathBuf)>> {
+) -> anyhow::Result<Vec<Result<(String, PathBuf), String>>> {
     let includes = bpf_includes(sink, cache, source, kernel)?;
+    let include_dir = selftests_include_dir(&includes, kernel)?;
     let out_dir = kernel.objdir.join("bpf").join("upstream");
     let selftests = kernel.tree.join("tools/testing/selftests/bpf");
     let system = system_includes()?;
@@ -209,6 +230,7 @@ pub fn compile_selftests(
         sink.phase(&kernel.variant, &format!("compiling upstream {file}"));
         // BPF_CFLAGS and CLANG_BPF_BUILD_RULE of the selftests Makefile (test_progs flavour),
         // without -Werror: a newer clang's new warnings must not stop the run.
+        // -I$(INCLUDE_DIR) -I$(CURDIR) -I$(APIDIR), in upstream's order.
         let uapi = kernel.tree.join("tools/include/uapi");
         let mut args = words([
             &"-g",
@@ -216,9 +238,7 @@ pub fn compile_selftests(
             &"-D__TARGET_ARCH_x86",
             &"-mlittle-endian",
             &"-I",
-            &includes.generated,
-            &"-I",
-            &includes.libbpf,
+            &include_dir,
             &"-I",
             &selftests,
             &"-I",
@@ -229,8 +249,9 @@ pub fn compile_selftests(
             args.extend(words([&"-idirafter", dir]));
         }
         args.extend(words([&"-DENABLE_ATOMICS_TESTS", &"-O2", &"--target=bpf", &"-mcpu=v3", &"-c", &src, &"-o", &obj]));
-        run_bpf_clang(&args, format_args!("upstream {file} does not compile against {}'s headers", kernel.variant))?;
-        built.push((object_name(file), obj));
+        let compiled =
+            run_bpf_clang(&args, format_args!("{file} does not compile against {}'s headers", kernel.variant));
+        built.push(compiled.map(|()| (object_name(file), obj)).map_err(|e| format!("{e:#}")));
     }
     Ok(built)
 }

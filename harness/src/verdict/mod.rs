@@ -16,6 +16,26 @@ use crate::verdict::observed::Observed;
 use crate::verdict::subject::Subject;
 use crate::vm::qemu::{BootOutcome, GuestFailure};
 
+/// A selftest file that does not compile on baseline either is no variant's failure: it is
+/// skipped, with the compiler's reason, on every variant of the run. One that compiles on
+/// baseline and not on a variant stays that variant's failure.
+pub fn uncompiled_on_baseline_skipped(variants: &mut [VariantResult]) {
+    let failing_on_baseline: Vec<String> = variants
+        .iter()
+        .filter(|v| v.name == "baseline")
+        .flat_map(|v| &v.programs)
+        .filter(|p| p.id.ends_with(subject::UNCOMPILED) && !p.passed())
+        .map(|p| p.id.clone())
+        .collect();
+    for p in variants.iter_mut().flat_map(|v| &mut v.programs) {
+        if failing_on_baseline.contains(&p.id) {
+            let why = p.checks.first().map_or("", |c| c.detail.lines().next().unwrap_or_default());
+            p.skipped = Some(format!("does not compile here, on baseline either: {why}"));
+            p.checks.clear();
+        }
+    }
+}
+
 /// What a boot judges: the variant, its kernel (None when it was not built) and its subjects.
 pub struct Boot<'a> {
     pub variant: &'a Variant,
@@ -73,6 +93,34 @@ impl Boot<'_> {
             revision_of: self.variant.revision_of().map(str::to_string),
             // A variant that was not built or booted contributes no boot.
             boots: u32::from(outcome.is_some()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::observed::ObservedProgram;
+
+    #[test]
+    fn a_file_that_does_not_compile_fails_its_variant_unless_baseline_cannot_compile_it_either() {
+        let broken = Subject::uncompiled("verifier_x.c", "verifier_x.c does not compile: error: ...".into());
+        assert_eq!(broken.id(), "verifier_x/(compile)");
+        assert!(broken.plan("baseline").is_none(), "nothing to load");
+        let failed = broken.judge("mine", &ObservedProgram::default());
+        assert!(!failed.passed() && failed.upstream.is_some());
+
+        let mut run = crate::testing::two_variants();
+        run.variants[1].programs.push(failed.clone());
+        uncompiled_on_baseline_skipped(&mut run.variants);
+        assert!(!run.variants[1].program("verifier_x/(compile)").unwrap().passed(), "only the variant fails it");
+
+        run.variants[0].programs.push(failed);
+        uncompiled_on_baseline_skipped(&mut run.variants);
+        for v in &run.variants {
+            let p = v.program("verifier_x/(compile)").unwrap();
+            assert!(p.skipped.as_deref().unwrap().starts_with("does not compile here, on baseline either"), "{p:?}");
+            assert!(p.passed());
         }
     }
 }

@@ -132,6 +132,43 @@ pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) 
     }
 }
 
+/// The result of a selftest file that did not compile: its compile check failed, with why.
+pub fn uncompiled(id: &str, file: &str, error: &str) -> ProgramResult {
+    ProgramResult {
+        id: id.into(),
+        object: file.into(),
+        program: String::new(),
+        prog_type: bpfh_protocol::ProgType::Any,
+        fixed_overhead_reference: false,
+        verdict: None,
+        load_info: None,
+        retval: None,
+        timing: None,
+        repeat: None,
+        samples: Vec::new(),
+        summary: None,
+        task_refs: None,
+        cpumasks: None,
+        run_errno: None,
+        failed_runs: 0,
+        trace: None,
+        checks: vec![Check::new("compile", false, error.to_string())],
+        skipped: None,
+        upstream: Some(Origin {
+            file: file.into(),
+            section: String::new(),
+            expected: crate::results::schema::Expected {
+                verdict: ExpectedVerdict::Accept,
+                msgs: Vec::new(),
+                retval: None,
+            },
+            description: None,
+            declared_difference: None,
+        }),
+        differs_from: None,
+    }
+}
+
 /// The difference a variant declares for a case.
 pub fn difference_for<'a>(differences: &'a [Difference], case: &Case) -> Option<&'a Difference> {
     differences.iter().find(|d| d.file == case.file && d.program == case.program)

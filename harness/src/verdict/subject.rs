@@ -10,6 +10,9 @@ use crate::verdict::observed::ObservedProgram;
 use crate::verdict::{scenario, selftest};
 use bpfh_protocol::{Action, Measure, ProgType, ProgramPlan, PROBES_OBJECT};
 
+/// The program part of the id of a selftest file that did not compile (`<stem>/(compile)`).
+pub const UNCOMPILED: &str = "(compile)";
+
 /// Object holding the empty programs that show a run's fixed cost.
 const EMPTY_OBJECT: &str = "empty";
 
@@ -22,6 +25,9 @@ pub enum Subject {
     FixedCost(ProgramSpec),
     /// An upstream selftest program, with the variant's declared difference from upstream.
     Selftest { case: Case, difference: Option<Difference> },
+    /// An upstream selftest file that did not compile against this variant: one result for
+    /// the file, failed (or skipped where baseline cannot compile it either: `verdict::uncompiled`).
+    Uncompiled { id: String, file: String, error: String },
 }
 
 impl Subject {
@@ -29,7 +35,13 @@ impl Subject {
         match self {
             Subject::Program(p) | Subject::FixedCost(p) => &p.id,
             Subject::Selftest { case, .. } => &case.id,
+            Subject::Uncompiled { id, .. } => id,
         }
+    }
+
+    pub fn uncompiled(file: &str, error: String) -> Subject {
+        let id = format!("{}/{UNCOMPILED}", file.trim_end_matches(".c"));
+        Subject::Uncompiled { id, file: file.to_string(), error }
     }
 
     /// The object file the guest loads it from.
@@ -37,6 +49,7 @@ impl Subject {
         match self {
             Subject::Program(p) | Subject::FixedCost(p) => format!("{}.bpf.o", p.object),
             Subject::Selftest { case, .. } => object_name(&case.file),
+            Subject::Uncompiled { file, .. } => object_name(file),
         }
     }
 
@@ -65,6 +78,7 @@ impl Subject {
                 (&p.program, p.prog_type, action)
             }
             Subject::Selftest { case, .. } if case.skip.is_some() => return None,
+            Subject::Uncompiled { .. } => return None,
             Subject::Selftest { case, .. } => {
                 let action = if case.runs { Action::TestLoaderRun } else { Action::Load };
                 (&case.program, case.prog_type, action)
@@ -85,6 +99,7 @@ impl Subject {
             Subject::Program(p) => scenario::judge(p, variant, false, observed),
             Subject::FixedCost(p) => scenario::judge(p, variant, true, observed),
             Subject::Selftest { case, difference } => selftest::judge(case, difference.as_ref(), observed),
+            Subject::Uncompiled { id, file, error } => selftest::uncompiled(id, file, error),
         }
     }
 }
