@@ -52,3 +52,45 @@ fn baseline_passes_every_upstream_program_it_does_not_skip() {
     let ran = upstream.iter().filter(|p| p.upstream.as_ref().unwrap().expected.retval.is_some() && p.retval.is_some());
     assert!(ran.count() > 0, "no __retval program ran");
 }
+
+/// Against the real baseline build's BTF and the tree's libbpf headers: a selftest file that
+/// does not compile is that file's result alone, and a file with upstream's relative include
+/// of `tools/include/linux/filter.h` finds that header, not the kernel's own.
+#[test]
+fn a_file_that_does_not_compile_hides_no_other_and_relative_includes_resolve_as_upstream() {
+    use harness::events::Collect;
+    let cache = harness::host::cache::Cache::resolve(None).unwrap();
+    let source = harness::kernel::source::prepare(&Collect::default(), &cache, None).unwrap();
+    let baseline =
+        harness::kernel::variant::Variant::load(&harness::host::repo::variants_dir().join("baseline")).unwrap();
+    let fragment = harness::host::repo::base_fragment();
+    let built =
+        harness::kernel::build::build(&Collect::default(), &cache, &source, &baseline, &fragment, None).unwrap();
+    // A tree of its own (the cached one stays untouched): the real tools/include, two programs.
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let progs = tree.join(harness::selftests::PROGS_DIR);
+    std::fs::create_dir_all(&progs).unwrap();
+    std::os::unix::fs::symlink(built.kernel.tree.join("tools/include"), tree.join("tools/include")).unwrap();
+    std::fs::write(
+        progs.join("good.c"),
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n#include \"../../../include/linux/filter.h\"\n\
+         SEC(\"tc\") int good(void *ctx) { return 0; }\nchar _license[] SEC(\"license\") = \"GPL\";\n",
+    )
+    .unwrap();
+    std::fs::write(progs.join("bad.c"), "this is not C\n").unwrap();
+    // Where the relative include lands from an include directory at another depth than
+    // upstream's (as the kernel's own include/linux/filter.h did before).
+    std::fs::create_dir_all(dir.path().join("include/linux")).unwrap();
+    std::fs::write(dir.path().join("include/linux/filter.h"), "#error not tools/include/linux/filter.h\n").unwrap();
+    let kernel = harness::kernel::build::KernelBuild { tree, objdir: dir.path().join("build"), ..built.kernel.clone() };
+    drop(built);
+    let files = ["bad.c".to_string(), "good.c".to_string()];
+    let compiled =
+        harness::guest::objects::compile_selftests(&Collect::default(), &cache, &source, &kernel, &files).unwrap();
+    let err = compiled[0].as_ref().unwrap_err();
+    assert!(err.contains("bad.c does not compile"), "{err}");
+    let (name, object) = compiled[1].as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(name, "good.upstream.o");
+    assert!(object.is_file());
+}
