@@ -93,6 +93,8 @@ pub fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Cas
         expected: Expected { verdict, msgs: msgs.iter().map(|s| s.to_string()).collect(), retval },
         description: None,
         skip: None,
+        prog_flags: 0,
+        auxiliary: Vec::new(),
     }
 }
 

@@ -114,6 +114,12 @@ pub struct ProgramPlan {
     pub program: String,
     pub prog_type: ProgType,
     pub action: Action,
+    /// `BPF_F_*` load flags or'ed into the program's (upstream test_loader's `__flag`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prog_flags: u32,
+    /// Programs of the same object loaded beside this one (test_loader's `__auxiliary`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auxiliary: Vec<String>,
 }
 
 /// What the runner does with a program the verifier accepted.

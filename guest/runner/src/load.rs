@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bpfh_protocol::{InfoField, LoadInfo, ProgType, ProgramPlan, BPF_DIR, MAX_PROG_INFO_BYTES};
+use bpfh_protocol::{Action, InfoField, LoadInfo, ProgType, ProgramPlan, BPF_DIR, MAX_PROG_INFO_BYTES};
 use libbpf_rs::{AsRawLibbpf, Link, Object, ObjectBuilder, OpenObject, PrintLevel, ProgramType};
 
 /// Longest verifier log sent back; longer logs keep their tail, where the error is.
@@ -46,11 +46,25 @@ pub struct Target<'a> {
     pub object: &'a str,
     pub program: &'a str,
     pub prog_type: ProgType,
+    /// `BPF_F_*` flags or'ed into the program's.
+    pub prog_flags: u32,
+    /// Programs of the object loaded beside it.
+    pub auxiliary: &'a [String],
+    /// An upstream selftest program, which this kernel may be unable to load at all (no such
+    /// program type, attach target or kfunc): then it is skipped, not an error.
+    pub may_be_unloadable: bool,
 }
 
 impl<'a> From<&'a ProgramPlan> for Target<'a> {
     fn from(plan: &'a ProgramPlan) -> Target<'a> {
-        Target { object: &plan.object, program: &plan.program, prog_type: plan.prog_type }
+        Target {
+            object: &plan.object,
+            program: &plan.program,
+            prog_type: plan.prog_type,
+            prog_flags: plan.prog_flags,
+            auxiliary: &plan.auxiliary,
+            may_be_unloadable: !matches!(plan.action, Action::Measure(_)),
+        }
     }
 }
 
@@ -81,6 +95,8 @@ pub enum Outcome {
     Skipped(String),
 }
 
+/// libbpf's message when a kfunc an object calls is not in the kernel's BTF.
+const NO_KFUNC: &str = "not found in kernel or module BTFs";
 /// libbpf's message when a tracing program's attach target is not in the kernel's BTF.
 const NO_ATTACH_TARGET: &str = "failed to find kernel BTF type ID of";
 
@@ -94,7 +110,7 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
     let (open, rc, output, prog_type) = open_and_load(target, BPF_LOG_STATS)?;
     if rc < 0 {
         let errno = -rc;
-        if target.prog_type == ProgType::Any {
+        if target.may_be_unloadable {
             if let Some(reason) = unloadable_here(prog_type, &output) {
                 return Ok(Outcome::Skipped(reason));
             }
@@ -150,14 +166,18 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
 const BPF_LOG_LEVEL1: u32 = 1;
 const BPF_LOG_STATS: u32 = 4;
 
-/// Why a failed load of an `Any` program says nothing about the verifier: the kernel lacks the
-/// program type (libbpf's feature probe), or the attach target (a module's function, say).
+/// Why a failed load of a selftest program says nothing about the verifier: the kernel lacks the
+/// program type (libbpf's feature probe), the attach target (a module's function, say), or a
+/// kfunc the object calls (libbpf resolves every program's, loaded or not).
 fn unloadable_here(prog_type: ProgramType, output: &str) -> Option<String> {
     if let Ok(false) = prog_type.is_supported() {
         return Some(format!("this kernel does not support {prog_type:?} programs (libbpf's feature probe)"));
     }
-    let line = output.lines().find(|l| l.contains(NO_ATTACH_TARGET))?;
-    Some(format!("attach target not in this kernel's BTF: {}", line.trim()))
+    if let Some(line) = output.lines().find(|l| l.contains(NO_ATTACH_TARGET)) {
+        return Some(format!("attach target not in this kernel's BTF: {}", line.trim()));
+    }
+    let line = output.lines().find(|l| l.contains(NO_KFUNC))?;
+    Some(format!("a kfunc the object uses is not in this kernel (a config option it lacks): {}", line.trim()))
 }
 
 /// Opens the object, keeps only `target.program` loadable and loads it with `log_level`.
@@ -175,9 +195,12 @@ fn open_and_load(target: Target<'_>, log_level: u32) -> Result<(OpenObject, i32,
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         let wanted = name == target.program;
-        prog.set_autoload(wanted);
+        prog.set_autoload(wanted || target.auxiliary.contains(&name));
         if wanted {
             prog.set_log_level(log_level);
+            // SAFETY: `prog` is a valid program of the open object.
+            let flags = unsafe { libbpf_sys::bpf_program__flags(prog.as_libbpf_object().as_ptr()) };
+            prog.set_flags(flags | target.prog_flags);
             found = Some(prog.prog_type());
         }
         names.push(name);

@@ -16,7 +16,14 @@ pub struct TaskRefs {
 
 impl TaskRefs {
     pub fn load() -> Result<TaskRefs> {
-        let target = Target { object: PROBES_OBJECT, program: TASK_REFS_PROBE, prog_type: ProgType::Syscall };
+        let target = Target {
+            object: PROBES_OBJECT,
+            program: TASK_REFS_PROBE,
+            prog_type: ProgType::Syscall,
+            prog_flags: 0,
+            auxiliary: &[],
+            may_be_unloadable: false,
+        };
         match load::load(target, &[])? {
             Outcome::Accepted(loaded) => Ok(TaskRefs { loaded }),
             Outcome::Rejected { errno, log } => bail!("the task reference probe was rejected (errno {errno}):\n{log}"),

@@ -9,6 +9,31 @@ use bpfh_protocol::ProgType;
 
 /// test_loader.c's `POINTER_VALUE`: a `__retval` that accepts any return value.
 pub const POINTER_VALUE: i32 = 0xcafe4a;
+/// test_loader.c's `testing_prog_flags()` on a kernel that has both (6.12 has):
+/// BPF_F_TEST_RND_HI32 | BPF_F_TEST_REG_INVARIANTS, set on every program it loads.
+pub const TESTING_PROG_FLAGS: u32 = BPF_F_TEST_RND_HI32 | BPF_F_TEST_REG_INVARIANTS;
+const BPF_F_STRICT_ALIGNMENT: u32 = 1 << 0;
+const BPF_F_ANY_ALIGNMENT: u32 = 1 << 1;
+const BPF_F_TEST_RND_HI32: u32 = 1 << 2;
+const BPF_F_TEST_STATE_FREQ: u32 = 1 << 3;
+const BPF_F_SLEEPABLE: u32 = 1 << 4;
+const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+const BPF_F_TEST_REG_INVARIANTS: u32 = 1 << 7;
+
+/// test_loader.c's names for `__flag`; anything else is a number.
+fn prog_flag(name: &str) -> Result<u32, String> {
+    Ok(match name {
+        "BPF_F_STRICT_ALIGNMENT" => BPF_F_STRICT_ALIGNMENT,
+        "BPF_F_ANY_ALIGNMENT" => BPF_F_ANY_ALIGNMENT,
+        "BPF_F_TEST_RND_HI32" => BPF_F_TEST_RND_HI32,
+        "BPF_F_TEST_STATE_FREQ" => BPF_F_TEST_STATE_FREQ,
+        "BPF_F_SLEEPABLE" => BPF_F_SLEEPABLE,
+        "BPF_F_XDP_HAS_FRAGS" => BPF_F_XDP_HAS_FRAGS,
+        "BPF_F_TEST_REG_INVARIANTS" => BPF_F_TEST_REG_INVARIANTS,
+        number => parse_int(number)? as u32,
+    })
+}
+
 /// test_loader.c's `TEST_DATA_LEN`, also a `__retval` value.
 const TEST_DATA_LEN: i32 = bpfh_protocol::TEST_DATA_LEN as i32;
 
@@ -27,6 +52,9 @@ pub struct Annotations {
     pub arch: Vec<String>,
     /// Some privileged-mode annotation (or none at all, which implies privileged mode).
     pub privileged: bool,
+    /// `BPF_F_*` load flags: test_loader's defaults (`testing_prog_flags()`) as `__flag` changes
+    /// them.
+    pub prog_flags: u32,
     /// Annotations the harness does not check, by macro name.
     pub unsupported: Vec<&'static str>,
 }
@@ -61,7 +89,7 @@ impl Annotations {
     /// Parses one program's decl tags, in BTF order. Tags that are not test annotations
     /// (`exception_callback:...`) are ignored, as upstream ignores them.
     pub fn parse<'a>(tags: impl IntoIterator<Item = &'a str>) -> Result<Annotations, String> {
-        let mut a = Annotations::default();
+        let mut a = Annotations { prog_flags: TESTING_PROG_FLAGS, ..Annotations::default() };
         let mut unpriv = false;
         let note = |a: &mut Annotations, name: &'static str| {
             if !a.unsupported.contains(&name) {
@@ -103,8 +131,11 @@ impl Annotations {
                 a.privileged = true;
             } else if let Some(v) = t.strip_prefix("log_level=") {
                 a.log_level = Some(parse_int(v).map_err(|e| format!("__log_level: {e}"))?);
-            } else if t.starts_with("prog_flags=") {
-                note(&mut a, "__flag");
+            } else if let Some(value) = t.strip_prefix("prog_flags=") {
+                // `__flag(!X)` clears what test_loader sets by default.
+                let (clear, name) = value.strip_prefix('!').map_or((false, value), |n| (true, n));
+                let flag = prog_flag(name).map_err(|e| format!("__flag: {e}"))?;
+                a.prog_flags = if clear { a.prog_flags & !flag } else { a.prog_flags | flag };
             } else if let Some(arch) = t.strip_prefix("arch=") {
                 a.arch.push(arch.to_string());
             } else if t.starts_with("btf_path=") {
@@ -143,6 +174,10 @@ pub struct Case {
     pub description: Option<String>,
     /// Why the harness does not load it at all.
     pub skip: Option<String>,
+    /// `BPF_F_*` flags it is loaded with.
+    pub prog_flags: u32,
+    /// The file's `__auxiliary` programs, loaded beside it.
+    pub auxiliary: Vec<String>,
 }
 
 /// The program type the runner can run for a section (libbpf's names), if any.
@@ -157,7 +192,7 @@ fn runnable_type(section: &str) -> Option<ProgType> {
 }
 
 /// Why the harness cannot check a program as upstream does, if it cannot.
-fn skip_reason(p: &Program, object_has_auxiliary: bool) -> Option<String> {
+fn skip_reason(p: &Program) -> Option<String> {
     let a = &p.annotations;
     let kind = p.section.trim_start_matches('?').split('/').next().unwrap_or_default();
     if !a.privileged {
@@ -168,9 +203,6 @@ fn skip_reason(p: &Program, object_has_auxiliary: bool) -> Option<String> {
     }
     if !a.unsupported.is_empty() {
         return Some(format!("uses {}, which the harness does not check", a.unsupported.join(", ")));
-    }
-    if object_has_auxiliary {
-        return Some("needs the file's __auxiliary programs loaded beside it".into());
     }
     if matches!(kind, "freplace" | "struct_ops" | "struct_ops.s") {
         return Some(format!("a {kind} program needs its target (a program or struct_ops map) set up by its test"));
@@ -195,17 +227,22 @@ fn skip_reason(p: &Program, object_has_auxiliary: bool) -> Option<String> {
     None
 }
 
-/// The cases of one file's programs; `__auxiliary` programs are not cases (upstream loads them
-/// beside the others).
+/// The cases of one file's programs; `__auxiliary` programs are not cases: they are loaded
+/// beside each case, as upstream does.
 pub fn cases(file: &str, programs: &[Program]) -> Vec<Case> {
     let stem = file.trim_end_matches(".c");
-    let has_auxiliary = programs.iter().any(|p| p.annotations.auxiliary);
+    // Loaded beside every case in privileged mode, as test_loader does.
+    let auxiliary: Vec<String> = programs
+        .iter()
+        .filter(|p| p.annotations.auxiliary && p.annotations.privileged)
+        .map(|p| p.name.clone())
+        .collect();
     programs
         .iter()
         .filter(|p| !p.annotations.auxiliary)
         .map(|p| {
             let a = &p.annotations;
-            let skip = skip_reason(p, has_auxiliary);
+            let skip = skip_reason(p);
             // test_loader runs only what it expects to load.
             let run_type = a.retval.filter(|_| !a.expect_failure).and(runnable_type(&p.section));
             Case {
@@ -222,6 +259,8 @@ pub fn cases(file: &str, programs: &[Program]) -> Vec<Case> {
                 },
                 description: a.description.clone(),
                 skip,
+                prog_flags: a.prog_flags,
+                auxiliary: auxiliary.clone(),
             }
         })
         .collect()
@@ -299,7 +338,12 @@ mod tests {
         let odd =
             Annotations::parse(["comment:test_expect_xlated=0=r0 = 1", "comment:test_prog_flags=BPF_F_SLEEPABLE"])
                 .unwrap();
-        assert_eq!(odd.unsupported, ["__xlated", "__flag"]);
+        assert_eq!(odd.unsupported, ["__xlated"]);
+        assert_eq!(odd.prog_flags, TESTING_PROG_FLAGS | BPF_F_SLEEPABLE, "on top of test_loader's own");
+        let cleared =
+            Annotations::parse(["comment:test_prog_flags=!BPF_F_TEST_RND_HI32", "comment:test_prog_flags=0x1"]);
+        assert_eq!(cleared.unwrap().prog_flags, BPF_F_TEST_REG_INVARIANTS | BPF_F_STRICT_ALIGNMENT);
+        assert_eq!(Annotations::parse([]).unwrap().prog_flags, TESTING_PROG_FLAGS);
     }
 
     #[test]
@@ -333,7 +377,7 @@ mod tests {
         let with_aux = [program("aux", "tc", &["comment:test_auxiliary"]), program("t", "tc", &[])];
         let cases = super::cases("aux.c", &with_aux);
         assert_eq!(cases.len(), 1, "an auxiliary program is not a case");
-        assert!(cases[0].skip.as_deref().unwrap().contains("__auxiliary"));
+        assert_eq!((cases[0].skip.as_ref(), cases[0].auxiliary.as_slice()), (None, ["aux".to_string()].as_slice()));
     }
 
     #[test]

@@ -58,6 +58,10 @@ impl Subject {
     /// program is measured whatever its expected verdict: if a kernel accepts what it was
     /// expected to reject, the run still shows its cost (a rejected program is never run).
     pub fn plan(&self, variant: &str) -> Option<ProgramPlan> {
+        let (prog_flags, auxiliary) = match self {
+            Subject::Selftest { case, .. } => (case.prog_flags, case.auxiliary.clone()),
+            _ => (0, Vec::new()),
+        };
         let (program, prog_type, action) = match self {
             Subject::Program(p) | Subject::FixedCost(p) => {
                 let expect = p.expectation_for(variant);
@@ -90,6 +94,8 @@ impl Subject {
             program: program.clone(),
             prog_type,
             action,
+            prog_flags,
+            auxiliary,
         })
     }
 
