@@ -197,6 +197,11 @@ mod tests {
         assert!(ret.action == Action::TestLoaderRun && ret.object == "demo.upstream.o");
         let reject = plan.iter().find(|p| p.program == "reject").unwrap();
         assert_eq!((reject.action.clone(), reject.prog_type), (Action::Load, ProgType::Any));
+        assert_eq!(reject.prog_flags, crate::selftests::annotations::TESTING_PROG_FLAGS, "test_loader's flags");
+        let with_aux = [program("aux", "tc", &["comment:test_auxiliary"]), program("t", "tc", &[])];
+        let aux_cases = crate::selftests::annotations::cases("aux.c", &with_aux);
+        let aux_plan = of_selftests(aux_cases, &[])[0].plan("v").unwrap();
+        assert_eq!(aux_plan.auxiliary, ["aux"], "loaded beside the case");
     }
 
     #[test]
