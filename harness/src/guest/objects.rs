@@ -205,17 +205,19 @@ fn selftests_include_dir(includes: &BpfIncludes, kernel: &KernelBuild) -> anyhow
     Ok(dir)
 }
 
+/// A selftest file's object (its name in the guest, its path), or the compiler's message.
+pub type Compiled = Result<(String, PathBuf), String>;
+
 /// Compiles the selftest `files` from the variant's tree, as the selftests Makefile compiles
 /// them for test_progs; returns each file's object (name, path), or why it did not compile: one
 /// file that does not compile hides nothing else.
-#[allow(clippy::type_complexity)]
 pub fn compile_selftests(
     sink: &dyn Sink,
     cache: &Cache,
     source: &KernelSource,
     kernel: &KernelBuild,
     files: &[String],
-) -> anyhow::Result<Vec<Result<(String, PathBuf), String>>> {
+) -> anyhow::Result<Vec<Compiled>> {
     let includes = bpf_includes(sink, cache, source, kernel)?;
     let include_dir = selftests_include_dir(&includes, kernel)?;
     let out_dir = kernel.objdir.join("bpf").join("upstream");
