@@ -214,7 +214,9 @@ pub fn measure(
                 Ok(outcome)
             };
             let usable = stages.kvm_device_usable();
-            let accel = accel::choose(sink, opts.accel, usable, stages.remembered_kvm(), probe)?;
+            // Only `auto` on a usable /dev/kvm has a verdict to look up (its key runs QEMU).
+            let remembered = (opts.accel == AccelChoice::Auto && usable).then(|| stages.remembered_kvm()).flatten();
+            let accel = accel::choose(sink, opts.accel, usable, remembered, probe)?;
             if let Some(runs_guests) = proved {
                 stages.remember_kvm(runs_guests);
             }
@@ -226,11 +228,18 @@ pub fn measure(
     let boots = accel::boots_per_variant(mode, opts.boots)?;
     steps.add_boots(boots as usize * prepared.iter().filter(|p| p.is_ok()).count());
     let mut outcomes: Vec<Vec<Result<BootOutcome, GuestFailure>>> = prepared.iter().map(|_| Vec::new()).collect();
+    let planned: Vec<usize> = variants
+        .iter()
+        .zip(&prepared)
+        .map(|(v, image)| {
+            image.as_ref().map_or(0, |i| i.subjects.iter().filter(|s| s.plan(v.expectations().0).is_some()).count())
+        })
+        .collect();
     for round in 0..boots {
         for (i, (variant, image)) in variants.iter().zip(&prepared).enumerate() {
             let Ok(image) = image else { continue };
             let round_label = if boots > 1 { format!(" (boot {} of {boots})", round + 1) } else { String::new() };
-            let planned = image.subjects.iter().filter(|s| s.plan(variant.expectations().0).is_some()).count();
+            let planned = planned[i];
             steps.begin(
                 &variant.name,
                 &format!("booting ({accel:?}, {mode:?}) and running {planned} programs{round_label}"),

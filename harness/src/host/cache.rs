@@ -40,11 +40,7 @@ impl Cache {
     /// `flock` on `<cache>/locks/<what>.lock`, released when the guard drops or the process
     /// dies, however it dies.
     pub fn lock(&self, sink: &dyn Sink, what: &str) -> anyhow::Result<CacheLock> {
-        let dir = self.root.join("locks");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{what}.lock"));
-        let open = || File::options().read(true).write(true).create(true).truncate(false).open(&path);
-        let mut file = open().map_err(|e| anyhow::anyhow!("cannot open the cache lock {}: {e}", path.display()))?;
+        let (path, mut file) = self.lock_file(what)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -58,45 +54,40 @@ impl Cache {
             }
             Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
         }
-        // Who holds it, for the message of the next run that waits.
-        file.set_len(0)?;
-        file.rewind()?;
-        write!(file, "{}", std::process::id())?;
-        Ok(CacheLock { _file: file })
+        held(file)
     }
 
     /// A shared hold on `what`: any number of runs may hold it together, and an exclusive
     /// `try_lock` (`cache prune`) fails while one does.
     pub fn lock_shared(&self, what: &str) -> anyhow::Result<CacheLock> {
-        let dir = self.root.join("locks");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{what}.lock"));
-        let file = File::options().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let (path, file) = self.lock_file(what)?;
         file.lock_shared().map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))?;
         Ok(CacheLock { _file: file })
     }
 
     /// The lock on `what` if nobody holds it now; None if another run does.
     pub fn try_lock(&self, what: &str) -> anyhow::Result<Option<CacheLock>> {
+        let (path, file) = self.lock_file(what)?;
+        match file.try_lock() {
+            Ok(()) => held(file).map(Some),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+        }
+    }
+
+    /// `<cache>/locks/<what>.lock`, opened (created if need be).
+    fn lock_file(&self, what: &str) -> anyhow::Result<(PathBuf, File)> {
         let dir = self.root.join("locks");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{what}.lock"));
-        let mut file = File::options()
+        let file = File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot open the cache lock {}: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(None),
-            Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
-        }
-        file.set_len(0)?;
-        file.rewind()?;
-        write!(file, "{}", std::process::id())?;
-        Ok(Some(CacheLock { _file: file }))
+        Ok((path, file))
     }
 
     /// Bytes on disk under each top-level part of the cache (`src`, `trees`, `ccache`, ...), a
@@ -144,6 +135,14 @@ impl Cache {
     pub fn ccache(&self) -> PathBuf {
         self.root.join("ccache")
     }
+}
+
+/// An exclusive hold, with the holder's pid written in, for the message of the next run that waits.
+fn held(mut file: File) -> anyhow::Result<CacheLock> {
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(CacheLock { _file: file })
 }
 
 /// Allocated bytes under `path` (not following links), each inode counted once over `seen`.

@@ -38,6 +38,23 @@ pub struct KernelBuild {
     pub log: PathBuf,
 }
 
+/// The lock on a tree: `tree-<tree hash>`, whichever variant's name the tree carries (the hash
+/// ends its directory name).
+fn tree_lock(tree_hash16: &str) -> String {
+    format!("tree-{tree_hash16}")
+}
+
+/// The lock on a tree, from its directory (`<variant>-<tree hash>`).
+pub fn tree_lock_of(tree: &Path) -> String {
+    let name = tree.file_name().unwrap_or_default().to_string_lossy();
+    tree_lock(name.rsplit_once('-').map_or(&*name, |(_, hash)| hash))
+}
+
+/// The lock on a build directory (`build-<key16>`) while it is built or added to: its name.
+pub fn build_lock(objdir: &Path) -> String {
+    objdir.file_name().unwrap_or_default().to_string_lossy().into_owned()
+}
+
 /// The lock a run holds, shared, on a build directory (`build-<key16>`) while it boots from it,
 /// so that `cache prune` leaves it alone.
 pub fn in_use_lock(objdir: &Path) -> String {
@@ -161,7 +178,7 @@ pub fn build(
 ) -> anyhow::Result<LockedBuild> {
     let (tree_hash, patch_hash) = tree_key(source, variant)?;
     // Another run preparing this tree (or its configs) waits, then finds them made.
-    let tree_lock = cache.lock(sink, &format!("tree-{}", &tree_hash[..16]))?;
+    let tree_lock = cache.lock(sink, &tree_lock(&tree_hash[..16]))?;
     let tree = variant_tree(sink, cache, source, variant, &tree_hash)?;
 
     let mut fragment_paths = vec![base_fragment.to_path_buf()];
@@ -186,7 +203,7 @@ pub fn build(
     let objdir = tree.join(format!("build-{}", &build_key[..16]));
     // Held while building and, through the returned LockedBuild, while the caller adds to the
     // build directory; a run that waited for it then finds the stamp and reuses the build.
-    let lock = cache.lock(sink, &format!("build-{}", &build_key[..16]))?;
+    let lock = cache.lock(sink, &build_lock(&objdir))?;
     // The tree is let go only once it has this build directory: `cache prune` removes a tree
     // with none, and must not in between.
     std::fs::create_dir_all(&objdir)?;

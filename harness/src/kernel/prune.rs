@@ -4,7 +4,7 @@
 //! A tree left without builds goes with them.
 
 use crate::host::cache::{disk_usage, Cache};
-use crate::kernel::build::{in_use_lock, COMPLETE_STAMP};
+use crate::kernel::build::{build_lock, in_use_lock, tree_lock_of, COMPLETE_STAMP};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -74,9 +74,7 @@ pub fn prune(cache: &Cache, policy: &Policy) -> anyhow::Result<Pruned> {
         if build.used.is_some_and(|used| rank < policy.keep || recent(used)) {
             continue;
         }
-        // The lock `kernel::build` takes for this directory: `build-<key16>`, its name.
-        let lock_name = build.path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let Some(_held) = cache.try_lock(&lock_name)? else {
+        let Some(_held) = cache.try_lock(&build_lock(&build.path))? else {
             pruned.held.push(build.path.clone());
             continue;
         };
@@ -99,11 +97,8 @@ pub fn prune(cache: &Cache, policy: &Policy) -> anyhow::Result<Pruned> {
 fn remove_tree_if_empty(cache: &Cache, tree: &Path) -> anyhow::Result<()> {
     let has_build =
         std::fs::read_dir(tree)?.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("build-"));
-    let name = tree.file_name().unwrap_or_default().to_string_lossy().into_owned();
     if !has_build {
-        // `kernel::build`'s lock on the tree: `tree-<tree hash>`, the hash ending its name.
-        let hash = name.rsplit_once('-').map_or(name.as_str(), |(_, h)| h);
-        if let Some(_held) = cache.try_lock(&format!("tree-{hash}"))? {
+        if let Some(_held) = cache.try_lock(&tree_lock_of(tree))? {
             std::fs::remove_dir_all(tree)?;
         }
     }

@@ -10,7 +10,7 @@ pub mod subject;
 
 use crate::kernel::build::KernelBuild;
 use crate::kernel::variant::Variant;
-use crate::results::schema::VariantResult;
+use crate::results::schema::{ProgramResult, VariantResult};
 use crate::scenario::Scenario;
 use crate::verdict::observed::Observed;
 use crate::verdict::subject::Subject;
@@ -47,6 +47,17 @@ pub struct Boot<'a> {
 }
 
 impl Boot<'_> {
+    fn judge_subject(&self, subject: &Subject, observed: &Observed) -> ProgramResult {
+        let (expectations, differences) = self.variant.expectations();
+        let mut result = subject.judge(expectations, observed.program(subject.id()));
+        // Only the scenario's expectations are baseline's; a selftest's (and whether its file
+        // compiles) are upstream's, and breaking one is a failure whoever runs it.
+        if differences && matches!(subject, Subject::Program(_) | Subject::FixedCost(_)) {
+            result.differs_from = Some(expectations.to_string());
+        }
+        result
+    }
+
     /// One boot's result, or the result of a variant that was not built or booted (`Err`).
     pub fn judge(&self, outcome: Result<&BootOutcome, &GuestFailure>) -> VariantResult {
         let (outcome, failure) = match outcome {
@@ -76,20 +87,7 @@ impl Boot<'_> {
             guest_errors: observed.run_errors(kernel_version),
             kernel_warnings,
             allowed_kernel_warnings,
-            programs: self
-                .subjects
-                .iter()
-                .map(|s| {
-                    let (expectations, differences) = self.variant.expectations();
-                    let mut result = s.judge(expectations, observed.program(s.id()));
-                    // Only the scenario's expectations are baseline's; a selftest's are
-                    // upstream's, and breaking one is a failure whoever runs it.
-                    if differences && !matches!(s, Subject::Selftest { .. }) {
-                        result.differs_from = Some(expectations.to_string());
-                    }
-                    result
-                })
-                .collect(),
+            programs: self.subjects.iter().map(|s| self.judge_subject(s, &observed)).collect(),
             revision_of: self.variant.revision_of().map(str::to_string),
             // A variant that was not built or booted contributes no boot.
             boots: u32::from(outcome.is_some()),
