@@ -130,7 +130,37 @@ pub struct ProgramResult {
     /// from it (a series from the command line that declares nothing about itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub differs_from: Option<String>,
+    /// For a program of a scenario with a stop budget (`stop:`): whether this variant could
+    /// stop it, and what the stops cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopResult>,
 }
+
+/// A program run under the stop contract's budget (`kernel.bpf_watchdog_budget_ns`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopResult {
+    /// The budget of each test run, in guest ns (instructions under icount).
+    pub budget_ns: u64,
+    /// The kinds of resource the program holds when the budget expires (`task`, `cpumask`,
+    /// `local_object`, `kptr_in_map`, `iterator`, `rcu`, ...), as the scenario declares them.
+    pub holds: Vec<String>,
+    /// Why this variant cannot stop the program (its kernel has no watchdog sysctl, or the
+    /// scenario declares the reason); None when it is expected to stop it.
+    pub not_stoppable: Option<String>,
+    /// Per stopped sample: guest ns from the deadline (the test run's start plus the budget) to
+    /// the return of `BPF_PROG_TEST_RUN`, cleanup included. Empty when no sample was stopped.
+    pub latency: Vec<u64>,
+}
+
+impl ProgramResult {
+    /// The kernel cancelled its test runs (`ECANCELED`): the program was stopped.
+    pub fn stopped(&self) -> bool {
+        self.run_errno == Some(ECANCELED)
+    }
+}
+
+/// The errno of a stopped test run (the stop contract).
+pub const ECANCELED: i32 = 125;
 
 /// What upstream expects of a case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

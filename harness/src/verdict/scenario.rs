@@ -36,6 +36,7 @@ pub fn judge(spec: &ProgramSpec, variant: &str, fixed_overhead_reference: bool, 
         skipped: None,
         upstream: None,
         differs_from: None,
+        stop: None,
     };
     let mut errors = o.errors.clone();
     if ran.retval_mismatch {

@@ -129,6 +129,7 @@ pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) 
             declared_difference: difference.map(|d| d.reason.clone()),
         }),
         differs_from: None,
+        stop: None,
     }
 }
 
@@ -166,6 +167,7 @@ pub fn uncompiled(id: &str, file: &str, error: &str) -> ProgramResult {
             declared_difference: None,
         }),
         differs_from: None,
+        stop: None,
     }
 }
 
