@@ -162,7 +162,16 @@ pub struct Measure {
     /// extra, untimed run before the samples; reported as [`Record::Trace`].
     #[serde(default)]
     pub trace_events: Vec<String>,
+    /// The stop contract's budget ([`WATCHDOG_SYSCTL`]) for each test run, set around the runs
+    /// when the kernel has the sysctl (a kernel without a watchdog runs the program to its end);
+    /// [`Record::Ran`] says whether it was set and times each test run's system call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_budget_ns: Option<u64>,
 }
+
+/// The stop contract's budget: a test run of a program that runs longer is stopped and fails
+/// with `ECANCELED` (0: no budget). Variants that can stop programs have it.
+pub const WATCHDOG_SYSCTL: &str = "kernel.bpf_watchdog_budget_ns";
 
 /// How the guest measured a run's duration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +251,14 @@ pub enum Record {
         /// How many of the runs (warm-up and traced runs included) failed with `run_errno`.
         #[serde(default, skip_serializing_if = "is_zero")]
         failed_runs: u32,
+        /// With a stop budget ([`Measure::stop_budget_ns`]): whether the kernel has the
+        /// watchdog sysctl, so that the budget was set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watchdog: Option<bool>,
+        /// With a stop budget: guest ns (instructions under icount) of each sample's
+        /// `BPF_PROG_TEST_RUN` system call, from before it is entered to after it returns.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        call_ns: Vec<u64>,
     },
     /// The tracefs lines recorded during one run ([`Measure::trace_events`]).
     Trace { id: String, lines: Vec<String> },
@@ -327,6 +344,8 @@ mod tests {
                 samples: vec![83, 83],
                 run_errno: Some(125),
                 failed_runs: 3,
+                watchdog: Some(true),
+                call_ns: vec![1_004_321],
             },
             Record::Trace { id: "p".into(), lines: vec!["bpf_ref_acquire: prog_id=5 held=1".into()] },
             Record::TaskRefs { id: "p".into(), before: 2, after: 3 },

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
+use bpfh_protocol::WATCHDOG_SYSCTL;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -42,6 +43,27 @@ impl Drop for Sysctls {
                 crate::io::say(&format!("restoring {} to {old:?} failed: {err}", path.display()));
             }
         }
+    }
+}
+
+/// The stop contract's budget, set for as long as the guard lives on a kernel that has the
+/// watchdog sysctl; a kernel without it has no watchdog and runs programs to their end.
+pub struct Watchdog {
+    budget: Option<Sysctls>,
+}
+
+impl Watchdog {
+    pub fn arm(budget_ns: u64) -> Result<Watchdog> {
+        if !sysctl_path(WATCHDOG_SYSCTL)?.exists() {
+            return Ok(Watchdog { budget: None });
+        }
+        let setting = BTreeMap::from([(WATCHDOG_SYSCTL.to_string(), budget_ns.to_string())]);
+        Ok(Watchdog { budget: Some(Sysctls::apply(&setting)?) })
+    }
+
+    /// Whether the kernel has the watchdog, so that the budget is set.
+    pub fn present(&self) -> bool {
+        self.budget.is_some()
     }
 }
 

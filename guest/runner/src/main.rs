@@ -147,7 +147,10 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
     let task_refs = measure.count_task_refs.then(probe::TaskRefs::load).transpose()?;
     let refs_before = task_refs.as_ref().map(probe::TaskRefs::read).transpose()?;
     let sysctls = knobs::Sysctls::apply(&measure.sysctls)?;
-    let runs = run::measure(loaded.fd(), plan.prog_type, measure)?;
+    let watchdog = measure.stop_budget_ns.map(knobs::Watchdog::arm).transpose()?;
+    let mut runs = run::measure(loaded.fd(), plan.prog_type, measure)?;
+    runs.watchdog = watchdog.as_ref().map(knobs::Watchdog::present);
+    drop(watchdog);
     drop(sysctls);
     if let (Some(probe), Some(before)) = (&task_refs, refs_before) {
         let after = probe.read()?;

@@ -34,6 +34,10 @@ pub struct Runs {
     pub trace: Option<Vec<String>>,
     /// cpumask references taken and dropped by the warm-up run, when counted.
     pub cpumasks: Option<ObjectCount>,
+    /// With a stop budget: whether the kernel has the watchdog, and each sample's system call
+    /// time (`Record::Ran`).
+    pub watchdog: Option<bool>,
+    pub call_ns: Vec<u64>,
 }
 
 impl Runs {
@@ -48,6 +52,8 @@ impl Runs {
             samples: self.samples.clone(),
             run_errno: self.run_errno,
             failed_runs: self.failed_runs,
+            watchdog: self.watchdog,
+            call_ns: self.call_ns.clone(),
         }
     }
 }
@@ -58,6 +64,9 @@ struct TestRun {
     /// Per-run duration; None when the kernel failed the run and gave none.
     ns: Option<u64>,
     errno: Option<i32>,
+    /// The system call's own duration on the guest clock: what a stop costs is measured from
+    /// the deadline to the call's return, cleanup after the program included.
+    call_ns: u64,
 }
 
 /// How a program of this type is timed; a program of type any is never run.
@@ -94,6 +103,8 @@ pub fn test_loader_run(fd: BorrowedFd<'_>, prog_type: ProgType) -> Result<Runs> 
         failed_runs: failures.count,
         trace: None,
         cpumasks: None,
+        watchdog: None,
+        call_ns: Vec::new(),
     })
 }
 
@@ -124,11 +135,15 @@ pub fn measure(fd: BorrowedFd<'_>, prog_type: ProgType, plan: &Measure) -> Resul
     };
     let mut retvals = Vec::with_capacity(plan.samples as usize);
     let mut samples = Vec::with_capacity(plan.samples as usize);
+    let mut call_ns = Vec::new();
     for sample in 0..plan.samples {
         let one = run_once(repeat).with_context(|| format!("sample {sample}"))?;
         failures.note(&one);
         retvals.push(one.retval);
         samples.extend(one.ns);
+        if plan.stop_budget_ns.is_some() {
+            call_ns.push(one.call_ns);
+        }
     }
     let (retval, retval_mismatch) = aggregate_retvals(&retvals);
     Ok(Runs {
@@ -141,6 +156,8 @@ pub fn measure(fd: BorrowedFd<'_>, prog_type: ProgType, plan: &Measure) -> Resul
         failed_runs: failures.count,
         trace,
         cpumasks,
+        watchdog: None,
+        call_ns,
     })
 }
 
@@ -166,9 +183,9 @@ fn run_tc(fd: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
     opts.data_in = packet.as_ptr().cast();
     opts.data_size_in = packet.len() as u32;
     opts.repeat = i32::try_from(repeat).context("repeat too large")?;
-    let errno = test_run(fd, &mut opts);
+    let (errno, call_ns) = test_run(fd, &mut opts);
     // A failed tc run copies nothing out: no duration, and the retval is not the program's.
-    Ok(TestRun { retval: opts.retval, ns: errno.is_none().then_some(u64::from(opts.duration)), errno })
+    Ok(TestRun { retval: opts.retval, ns: errno.is_none().then_some(u64::from(opts.duration)), errno, call_ns })
 }
 
 /// One `BPF_PROG_TEST_RUN` without context (syscall programs; tracing, which runs an attached
@@ -177,19 +194,20 @@ fn run_tc(fd: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
 fn run_once_timed_by_stats(fd: BorrowedFd<'_>) -> Result<TestRun> {
     let before = prog_info(fd)?;
     let mut opts = test_run_opts();
-    let errno = test_run(fd, &mut opts);
+    let (errno, call_ns) = test_run(fd, &mut opts);
     let after = prog_info(fd)?;
     let runs = after.run_cnt.wrapping_sub(before.run_cnt);
     if runs != 1 {
         bail!("BPF stats counted {runs} runs for one test run (is kernel.bpf_stats_enabled=1?)");
     }
-    Ok(TestRun { retval: opts.retval, ns: Some(after.run_time_ns.wrapping_sub(before.run_time_ns)), errno })
+    let ns = Some(after.run_time_ns.wrapping_sub(before.run_time_ns));
+    Ok(TestRun { retval: opts.retval, ns, errno, call_ns })
 }
 
 /// One untimed test run without input; the program's return value.
 pub fn retval_of_one_run(fd: BorrowedFd<'_>) -> Result<u32> {
     let mut opts = test_run_opts();
-    if let Some(errno) = test_run(fd, &mut opts) {
+    if let (Some(errno), _) = test_run(fd, &mut opts) {
         return Err(std::io::Error::from_raw_os_error(errno)).context("BPF_PROG_TEST_RUN");
     }
     Ok(opts.retval)
@@ -202,11 +220,14 @@ fn test_run_opts() -> libbpf_sys::bpf_test_run_opts {
     }
 }
 
-/// The errno of a failed run, which is the kernel's answer and reported as such.
-fn test_run(fd: BorrowedFd<'_>, opts: &mut libbpf_sys::bpf_test_run_opts) -> Option<i32> {
+/// The errno of a failed run, which is the kernel's answer and reported as such, and the guest
+/// ns the call took (CLOCK_MONOTONIC: under icount, guest instructions).
+fn test_run(fd: BorrowedFd<'_>, opts: &mut libbpf_sys::bpf_test_run_opts) -> (Option<i32>, u64) {
+    let start = std::time::Instant::now();
     // SAFETY: `opts` is sized and its data pointers, if any, outlive the call.
     let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(fd.as_raw_fd(), opts) };
-    (rc < 0).then_some(-rc)
+    let call_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    ((rc < 0).then_some(-rc), call_ns)
 }
 
 /// The retval to report (the last one) and whether the runs disagreed.

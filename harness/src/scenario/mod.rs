@@ -98,9 +98,32 @@ pub struct ProgramSpec {
     pub trace_events: Vec<String>,
     /// Expectations that replace `expect` on the named variants.
     pub expect_on: BTreeMap<String, Expectation>,
+    /// In a scenario with a stop budget (`stop:`): the budget, what the program holds when it
+    /// expires, and the variants that cannot stop it.
+    pub stop: Option<StopSpec>,
+    /// Programs of the same object loaded beside it (`auxiliary:`): a tail call's targets, which
+    /// libbpf puts into the object's program arrays.
+    pub auxiliary: Vec<String>,
     /// Line of the program's entry in the scenario file (0 for programs the harness adds).
     pub line: usize,
 }
+
+/// The stop contract applied to one program: every test run gets `budget_ns`
+/// (`kernel.bpf_watchdog_budget_ns`) on a kernel that has the watchdog. There the run must be
+/// stopped (ECANCELED, nothing leaked) unless the variant is declared `not_stoppable`; a kernel
+/// without the watchdog runs the program to its end, as `expect` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopSpec {
+    pub budget_ns: u64,
+    /// Resource kinds held when the budget expires (one of [`HELD_KINDS`]).
+    pub holds: Vec<String>,
+    /// Variants whose watchdog cannot stop this program, with why: it must then run to its end.
+    pub not_stoppable: BTreeMap<String, String>,
+}
+
+/// What a stopped program can hold, as the summary's coverage rows name them.
+pub const HELD_KINDS: [&str; 10] =
+    ["task", "cgroup", "cpumask", "local_object", "kptr_in_map", "iterator", "dynptr", "socket", "rcu", "lock"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expectation {
@@ -200,9 +223,22 @@ impl ProgramSpec {
         all
     }
 
-    /// Every variant this program names (`expect_on`, `sysctls_on`).
+    /// What `variant` must do when its kernel stops the program: what the scenario expects of
+    /// the variant, else the run to the end's expectation without its return value (a stopped
+    /// program returns what its design makes it return); and the run fails with ECANCELED.
+    pub fn expectation_when_stopped(&self, variant: &str) -> Expectation {
+        let mut expect = match self.expect_on.get(variant) {
+            Some(own) => own.clone(),
+            None => Expectation { retval: None, ..self.expect.clone() },
+        };
+        expect.run_error.get_or_insert(RunError::ECANCELED);
+        expect
+    }
+
+    /// Every variant this program names (`expect_on`, `sysctls_on`, `not_stoppable`).
     pub fn variants_named(&self) -> impl Iterator<Item = &String> {
-        self.expect_on.keys().chain(self.sysctls_on.keys())
+        let not_stoppable = self.stop.iter().flat_map(|s| s.not_stoppable.keys());
+        self.expect_on.keys().chain(self.sysctls_on.keys()).chain(not_stoppable)
     }
 }
 

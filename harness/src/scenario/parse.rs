@@ -2,7 +2,7 @@
 //! into a [`Scenario`]; every mistake is an error at its `file:line:column`.
 
 use super::*;
-use bpfh_protocol::{MAX_PACKET_BYTES, MIN_PACKET_BYTES};
+use bpfh_protocol::{MAX_PACKET_BYTES, MIN_PACKET_BYTES, WATCHDOG_SYSCTL};
 
 /// Extra measurements a program can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -33,6 +33,14 @@ struct RawScenario {
     allow_kernel_messages: Vec<Spanned<String>>,
     #[serde(default)]
     provoke: Vec<Spanned<String>>,
+    stop: Option<Spanned<RawStop>>,
+}
+
+/// `stop: { budget_ns: N }`: the stop contract's budget for every program of the scenario.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStop {
+    budget_ns: Spanned<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -71,6 +79,11 @@ struct RawProgram {
     #[serde(default)]
     sysctls_on: BTreeMap<String, HashMap<Spanned<String>, SysctlValue>>,
     trace: Option<RawTrace>,
+    holds: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    auxiliary: Vec<Spanned<String>>,
+    #[serde(default)]
+    not_stoppable: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +161,10 @@ impl Scenario {
         let defaults = Defaults {
             repeat: check.at_least_one(raw.defaults.repeat, "defaults.repeat", DEFAULT_REPEAT)?,
             samples: check.at_least_one(raw.defaults.samples, "defaults.samples", DEFAULT_SAMPLES)?,
+            stop_budget_ns: raw
+                .stop
+                .map(|stop| check.at_least_one(Some(stop.value.budget_ns), "stop.budget_ns", 0))
+                .transpose()?,
         };
 
         let upstream = match raw.upstream {
@@ -205,6 +222,8 @@ struct Counted {
 struct Defaults {
     repeat: u32,
     samples: u32,
+    /// The scenario's stop budget (`stop.budget_ns`), which every program gets.
+    stop_budget_ns: Option<u64>,
 }
 
 /// Validates parts of one file and builds errors that point into it.
@@ -384,11 +403,12 @@ impl Checker<'_> {
 
         let counted =
             Counted { task_refs: p.checks.contains(&Check::TaskRefs), cpumasks: p.checks.contains(&Check::Cpumasks) };
-        let sysctls = self.sysctls(p.sysctls)?;
+        let budgeted = defaults.stop_budget_ns.is_some();
+        let sysctls = self.sysctls(p.sysctls, budgeted)?;
         let sysctls_on = p
             .sysctls_on
             .into_iter()
-            .map(|(variant, raw)| Ok((variant, self.sysctls(raw)?)))
+            .map(|(variant, raw)| Ok((variant, self.sysctls(raw, budgeted)?)))
             .collect::<Result<_, ScenarioError>>()?;
         let mut trace_events = Vec::new();
         if let Some(trace) = p.trace {
@@ -405,6 +425,8 @@ impl Checker<'_> {
                 trace_events.push(event.value);
             }
         }
+        let stop = self.stop(defaults.stop_budget_ns, p.holds, p.not_stoppable)?;
+        let auxiliary = self.auxiliary(p.auxiliary, &p.program)?;
         let traced = !trace_events.is_empty();
         let expect = self.expectation(p.expect, counted, traced)?;
         let expect_on = p
@@ -428,8 +450,71 @@ impl Checker<'_> {
             trace_events,
             expect,
             expect_on,
+            stop,
+            auxiliary,
             line: entry.referenced.line() as usize,
         })
+    }
+
+    /// Programs of the same object loaded beside the program (a tail call's target): C names.
+    fn auxiliary(&self, list: Vec<Spanned<String>>, program: &str) -> Result<Vec<String>, ScenarioError> {
+        let mut names: Vec<String> = Vec::with_capacity(list.len());
+        for name in list {
+            let c_name = name
+                .value
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+            if name.value.is_empty() || !c_name || name.value == program || names.contains(&name.value) {
+                return Err(self.fail(
+                    name.referenced,
+                    format!("auxiliary: {:?} must name another program of the object, once", name.value),
+                ));
+            }
+            names.push(name.value);
+        }
+        Ok(names)
+    }
+
+    /// A program's part of the stop contract; `holds` and `not_stoppable` only where the
+    /// scenario has a budget, which the program must not set on its own.
+    fn stop(
+        &self,
+        budget_ns: Option<u64>,
+        holds: Option<Spanned<Vec<Spanned<String>>>>,
+        not_stoppable: BTreeMap<String, Spanned<String>>,
+    ) -> Result<Option<StopSpec>, ScenarioError> {
+        let Some(budget_ns) = budget_ns else {
+            if let Some(holds) = holds {
+                return Err(self.fail(holds.referenced, "holds: only in a scenario with `stop: { budget_ns: N }`"));
+            }
+            if let Some(reason) = not_stoppable.values().next() {
+                return Err(
+                    self.fail(reason.referenced, "not_stoppable: only in a scenario with `stop: { budget_ns: N }`")
+                );
+            }
+            return Ok(None);
+        };
+        let mut kinds: Vec<String> = Vec::new();
+        for kind in holds.map(|h| h.value).unwrap_or_default() {
+            if !HELD_KINDS.contains(&kind.value.as_str()) {
+                return Err(self.fail(
+                    kind.referenced,
+                    format!("holds: {:?} is not a resource kind (one of {})", kind.value, HELD_KINDS.join(", ")),
+                ));
+            }
+            if !kinds.contains(&kind.value) {
+                kinds.push(kind.value);
+            }
+        }
+        let mut reasons = BTreeMap::new();
+        for (variant, reason) in not_stoppable {
+            if reason.value.trim().is_empty() {
+                return Err(self.fail(reason.referenced, format!("not_stoppable.{variant}: say why")));
+            }
+            reasons.insert(variant, reason.value);
+        }
+        Ok(Some(StopSpec { budget_ns, holds: kinds, not_stoppable: reasons }))
     }
 
     fn expectation(&self, raw: RawExpect, counted: Counted, traced: bool) -> Result<Expectation, ScenarioError> {
@@ -482,9 +567,20 @@ impl Checker<'_> {
         })
     }
 
-    fn sysctls(&self, raw: HashMap<Spanned<String>, SysctlValue>) -> Result<BTreeMap<String, String>, ScenarioError> {
+    /// `budgeted`: the scenario's `stop.budget_ns` owns the watchdog's sysctl.
+    fn sysctls(
+        &self,
+        raw: HashMap<Spanned<String>, SysctlValue>,
+        budgeted: bool,
+    ) -> Result<BTreeMap<String, String>, ScenarioError> {
         let mut sysctls = BTreeMap::new();
         for (name, value) in raw {
+            if budgeted && name.value == WATCHDOG_SYSCTL {
+                return Err(self.fail(
+                    name.referenced,
+                    format!("sysctls: {WATCHDOG_SYSCTL} is the scenario's `stop.budget_ns`; do not set it per program"),
+                ));
+            }
             if !is_sysctl_name(&name.value) {
                 return Err(self.fail(
                     name.referenced,
@@ -588,6 +684,8 @@ mod tests {
                     trace_events: vec![],
                     expect: Expectation::default(),
                     expect_on: BTreeMap::new(),
+                    stop: None,
+                    auxiliary: Vec::new(),
                     line: 4,
                 },
                 ProgramSpec {
@@ -609,6 +707,8 @@ mod tests {
                         ..Expectation::default()
                     },
                     expect_on: BTreeMap::new(),
+                    stop: None,
+                    auxiliary: Vec::new(),
                     line: 7,
                 },
             ]

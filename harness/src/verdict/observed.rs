@@ -15,6 +15,8 @@ pub struct Ran {
     pub samples: Vec<u64>,
     pub run_errno: Option<i32>,
     pub failed_runs: u32,
+    pub watchdog: Option<bool>,
+    pub call_ns: Vec<u64>,
 }
 
 /// Everything the guest reported about one program.
@@ -56,7 +58,18 @@ impl Observed {
                     p.verdict = Some(verdict.clone());
                     p.load_info = info.clone();
                 }
-                Record::Ran { id, retval, retval_mismatch, timing, repeat, samples, run_errno, failed_runs } => {
+                Record::Ran {
+                    id,
+                    retval,
+                    retval_mismatch,
+                    timing,
+                    repeat,
+                    samples,
+                    run_errno,
+                    failed_runs,
+                    watchdog,
+                    call_ns,
+                } => {
                     entry(programs, id).ran = Some(Ran {
                         retval: *retval,
                         retval_mismatch: *retval_mismatch,
@@ -65,6 +78,8 @@ impl Observed {
                         samples: samples.clone(),
                         run_errno: *run_errno,
                         failed_runs: *failed_runs,
+                        watchdog: *watchdog,
+                        call_ns: call_ns.clone(),
                     })
                 }
                 Record::Trace { id, lines } => entry(programs, id).trace = Some(lines.clone()),

@@ -2,10 +2,10 @@
 //! it on a variant (verdict and message, return value, run errors, leaks, traces, prog_info).
 
 use crate::host::fsutil::last_lines;
-use crate::results::schema::{Check, ProgramResult, RefCount, Summary};
-use crate::scenario::{Balance, Expectation, ExpectedVerdict, ProgramSpec, RunError, TracePattern};
-use crate::verdict::observed::ObservedProgram;
-use bpfh_protocol::{ObjectCount, ProgType, Verdict};
+use crate::results::schema::{Check, ProgramResult, RefCount, StopResult, Summary};
+use crate::scenario::{Balance, Expectation, ExpectedVerdict, ProgramSpec, RunError, StopSpec, TracePattern};
+use crate::verdict::observed::{ObservedProgram, Ran};
+use bpfh_protocol::{ObjectCount, ProgType, Verdict, WATCHDOG_SYSCTL};
 
 fn check(what: &str, ok: bool, detail: String) -> Check {
     Check::new(what, ok, detail)
@@ -38,21 +38,42 @@ pub fn judge(spec: &ProgramSpec, variant: &str, fixed_overhead_reference: bool, 
         differs_from: None,
         stop: None,
     };
+    result.summary = Summary::of(&result.samples);
+    result.stop = spec.stop.as_ref().map(|stop| stop_result(stop, variant, o.ran.as_ref(), &result));
     let mut errors = o.errors.clone();
-    if ran.retval_mismatch {
+    // Stopped runs end wherever the deadline finds them: their return values may differ.
+    if ran.retval_mismatch && !(result.stop.is_some() && result.stopped()) {
         errors.insert(0, "runs returned different values".to_string());
     }
-    result.summary = Summary::of(&result.samples);
 
-    let expect = spec.expectation_for(variant);
-    result.checks.push(verdict_check(result.verdict.as_ref(), expect));
+    let expect = match &result.stop {
+        Some(stop) if stop.not_stoppable.is_none() => spec.expectation_when_stopped(variant),
+        _ => spec.expectation_for(variant).clone(),
+    };
+    result.checks.push(verdict_check(result.verdict.as_ref(), &expect));
     if expect.verdict == ExpectedVerdict::Accept && matches!(result.verdict, Some(Verdict::Accepted)) {
-        result.checks.extend(run_checks(spec, expect, &result));
+        result.checks.extend(run_checks(spec, &expect, &result));
     }
     for error in errors {
         result.checks.push(check("guest", false, error));
     }
     result
+}
+
+/// Whether `variant` can stop the program (its kernel has the watchdog and the scenario does
+/// not say otherwise) and, for the samples it stopped, the time from the deadline to the test
+/// run's return.
+fn stop_result(stop: &StopSpec, variant: &str, ran: Option<&Ran>, result: &ProgramResult) -> StopResult {
+    let watchdog = ran.and_then(|r| r.watchdog);
+    let not_stoppable = match watchdog {
+        Some(false) => Some(format!("the kernel has no {WATCHDOG_SYSCTL}: nothing stops a program")),
+        _ => stop.not_stoppable.get(variant).cloned(),
+    };
+    let latency = match (ran, result.stopped()) {
+        (Some(ran), true) => ran.call_ns.iter().map(|ns| ns.saturating_sub(stop.budget_ns)).collect(),
+        _ => Vec::new(),
+    };
+    StopResult { budget_ns: stop.budget_ns, holds: stop.holds.clone(), not_stoppable, latency }
 }
 
 /// The verifier's verdict against the expected one (and the rejection's message).
@@ -234,6 +255,8 @@ mod tests {
             trace_events: Vec::new(),
             expect: Expectation { verdict, message: message.map(str::to_string), retval, ..Expectation::default() },
             expect_on: Default::default(),
+            stop: None,
+            auxiliary: Vec::new(),
             line: 1,
         }
     }
@@ -248,6 +271,8 @@ mod tests {
             samples,
             run_errno: None,
             failed_runs: 0,
+            watchdog: None,
+            call_ns: Vec::new(),
         }
     }
 
@@ -316,6 +341,8 @@ mod tests {
             samples: vec![],
             run_errno: Some(125),
             failed_runs: 3,
+            watchdog: None,
+            call_ns: Vec::new(),
         };
         let mut s = spec(ExpectedVerdict::Accept, None, None);
         let r = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), cancelled.clone()]);

@@ -215,6 +215,8 @@ mod tests {
             samples: vec![100],
             run_errno: None,
             failed_runs: 0,
+            watchdog: None,
+            call_ns: Vec::new(),
         }
     }
 

@@ -60,7 +60,8 @@ impl Subject {
     pub fn plan(&self, variant: &str) -> Option<ProgramPlan> {
         let (prog_flags, auxiliary) = match self {
             Subject::Selftest { case, .. } => (case.prog_flags, case.auxiliary.clone()),
-            _ => (0, Vec::new()),
+            Subject::Program(p) => (0, p.auxiliary.clone()),
+            Subject::FixedCost(_) | Subject::Uncompiled { .. } => (0, Vec::new()),
         };
         let (program, prog_type, action) = match self {
             Subject::Program(p) | Subject::FixedCost(p) => {
@@ -78,6 +79,7 @@ impl Subject {
                         Some(_) => p.trace_events.clone(),
                         None => Vec::new(),
                     },
+                    stop_budget_ns: p.stop.as_ref().map(|s| s.budget_ns),
                 });
                 (&p.program, p.prog_type, action)
             }
@@ -140,6 +142,8 @@ pub fn of_scenario(scenario: &Scenario) -> Vec<Subject> {
                 trace_events: Vec::new(),
                 expect: Expectation { retval: Some(0), ..Expectation::default() },
                 expect_on: Default::default(),
+                stop: None,
+                auxiliary: Vec::new(),
                 line: 0,
             }));
         }
