@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The tail call of scenarios/stop.yaml: tail_call_entry, a tc program, tail-calls
- * tail_call_target, which holds a task across the loop: the reference is taken by a program the
- * test run did not start. Returns the iteration count, or a negative value when the task cannot
- * be taken (-1) or the tail call fails (-3).
+ * The tail calls of scenarios/stop.yaml. tc programs that only tail-call:
+ *
+ *   tail_call_entry -> tail_call_target, which holds a task across the loop: the reference is
+ *       taken by a program the test run did not start;
+ *   tail_call_stash_entry -> tail_call_stash_target, which also moves a second task into a map
+ *       value with bpf_kptr_xchg() before the loop and takes it back after it: the map owns that
+ *       reference while the budget expires, and a stop must not release it on the map's behalf.
+ *
+ * Each returns the iteration count, or a negative value when a task cannot be taken (-1, -2)
+ * or the tail call fails (-3).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -23,13 +29,57 @@ int tail_call_target(struct __sk_buff *skb)
 	return n;
 }
 
+struct stash {
+	struct task_struct __kptr *task;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stash);
+} stash_map SEC(".maps");
+
+SEC("tc")
+int tail_call_stash_target(struct __sk_buff *skb)
+{
+	struct task_struct *t, *held;
+	struct stash *s;
+	__u32 key = 0;
+	int n;
+
+	s = bpf_map_lookup_elem(&stash_map, &key);
+	if (!s)
+		return -1;
+	held = bpf_task_from_pid(1);
+	if (!held)
+		return -2;
+	t = bpf_task_from_pid(1);
+	if (t) {
+		t = bpf_kptr_xchg(&s->task, t);
+		if (t)
+			bpf_task_release(t);
+	}
+
+	n = spin();
+
+	t = bpf_kptr_xchg(&s->task, NULL);
+	if (t)
+		bpf_task_release(t);
+	bpf_task_release(held);
+	return n;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__uint(key_size, sizeof(__u32));
 	__array(values, int(struct __sk_buff *));
 } targets SEC(".maps") = {
-	.values = { [0] = (void *)&tail_call_target },
+	.values = {
+		[0] = (void *)&tail_call_target,
+		[1] = (void *)&tail_call_stash_target,
+	},
 };
 
 SEC("tc")
@@ -37,6 +87,13 @@ int tail_call_entry(struct __sk_buff *skb)
 {
 	bpf_tail_call(skb, &targets, 0);
 	/* the tail call failed */
+	return -3;
+}
+
+SEC("tc")
+int tail_call_stash_entry(struct __sk_buff *skb)
+{
+	bpf_tail_call(skb, &targets, 1);
 	return -3;
 }
 

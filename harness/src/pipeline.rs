@@ -457,6 +457,8 @@ mod tests {
                     samples: vec![sample; 2],
                     run_errno: None,
                     failed_runs: 0,
+                    watchdog: None,
+                    call_ns: Vec::new(),
                 });
             }
             records.push(Record::Done);

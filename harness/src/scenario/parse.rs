@@ -734,6 +734,52 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_budget_gives_every_program_its_part_of_the_stop_contract() {
+        let with_budget = |budget: u64, program: &str| {
+            format!(
+                "name: t\ndescription: d\nstop: {{ budget_ns: {budget} }}\nprograms:\n  - object: simple\n{program}"
+            )
+        };
+        let stop = |program: &str| with_budget(1000, program);
+        let s = parse(&stop(
+            "    program: p\n    type: syscall\n    checks: [task_refs]\n    holds: [task, iterator, task]\n\
+             \x20   not_stoppable: { v: no checkpoint at may_goto }\n    expect: { retval: 7 }\n",
+        ))
+        .unwrap();
+        let p = &s.programs[0];
+        let spec = p.stop.as_ref().unwrap();
+        assert_eq!((spec.budget_ns, spec.holds.as_slice()), (1000, ["task", "iterator"].map(String::from).as_slice()));
+        assert_eq!(spec.not_stoppable.get("v").map(String::as_str), Some("no checkpoint at may_goto"));
+        assert!(p.variants_named().any(|v| v == "v"), "a not_stoppable variant must exist");
+        // Stopped: ECANCELED, the leak check kept, the run to the end's return value dropped.
+        let stopped = p.expectation_when_stopped("w");
+        assert_eq!((stopped.retval, stopped.run_error), (None, Some(RunError::ECANCELED)));
+        assert_eq!(stopped.task_refs, Some(Balance::Balanced));
+        assert_eq!(p.expectation_for("w").retval, Some(7));
+
+        let e = error(&stop("    program: p\n    type: syscall\n    holds: [tasks]\n"));
+        assert!(e.ends_with(":8:13: holds: \"tasks\" is not a resource kind (one of task, cgroup, cpumask, local_object, kptr_in_map, iterator, dynptr, socket, rcu, lock)"), "{e}");
+        let e = error(&stop("    program: p\n    type: syscall\n    sysctls: { kernel.bpf_watchdog_budget_ns: 5 }\n"));
+        assert!(e.contains(":8:16: sysctls: kernel.bpf_watchdog_budget_ns is the scenario's `stop.budget_ns`"), "{e}");
+        let e = error(&stop("    program: p\n    type: syscall\n    not_stoppable: { v: \" \" }\n"));
+        assert!(e.contains(":8:25: not_stoppable.v: say why"), "{e}");
+        let e = error(&with_program("    program: p\n    type: syscall\n    holds: [task]\n"));
+        assert!(e.contains(":7:12: holds: only in a scenario with `stop: { budget_ns: N }`"), "{e}");
+        let e = error(&with_budget(0, "    program: p\n    type: syscall\n"));
+        assert!(e.contains("stop.budget_ns: must be at least 1"), "{e}");
+    }
+
+    #[test]
+    fn auxiliary_programs_name_other_programs_once() {
+        let s = parse(&with_program("    program: p\n    type: tc\n    auxiliary: [target]\n")).unwrap();
+        assert_eq!(s.programs[0].auxiliary, ["target"]);
+        for bad in ["[p]", "[t, t]", "[\"a b\"]"] {
+            let e = error(&with_program(&format!("    program: p\n    type: tc\n    auxiliary: {bad}\n")));
+            assert!(e.contains("auxiliary: ") && e.contains("must name another program of the object, once"), "{e}");
+        }
+    }
+
+    #[test]
     fn sysctls_and_traces_are_validated() {
         let s = parse(&with_program(
             "    program: p\n    type: tc\n    sysctls: { kernel.bpf_watchdog_budget_ns: 10000000 }\n\

@@ -330,6 +330,50 @@ mod tests {
         assert!(!missing.passed());
     }
 
+    /// The runs of a syscall program under a stop budget: samples, and system calls of 3500 and 1500.
+    fn stop_run(watchdog: bool, run_errno: Option<i32>, retval_mismatch: bool) -> Record {
+        Record::Ran {
+            id: "p".into(),
+            retval: 7,
+            retval_mismatch,
+            timing: Timing::BpfStats,
+            repeat: 1,
+            samples: vec![1100, 1200],
+            run_errno,
+            failed_runs: u32::from(run_errno.is_some()) * 3,
+            watchdog: Some(watchdog),
+            call_ns: vec![3500, 1500],
+        }
+    }
+
+    #[test]
+    fn a_stop_is_expected_where_the_kernel_has_a_watchdog_and_its_latency_measured() {
+        let mut s = spec(ExpectedVerdict::Accept, None, Some(99));
+        s.prog_type = ProgType::Syscall;
+        s.stop = Some(StopSpec { budget_ns: 1000, holds: vec!["task".into()], not_stoppable: Default::default() });
+        let stopped = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), stop_run(true, Some(125), true)]);
+        assert!(stopped.passed(), "a stopped run's return values may differ: {:?}", stopped.checks);
+        let stop = stopped.stop.as_ref().unwrap();
+        assert_eq!((stop.latency.as_slice(), stop.not_stoppable.as_ref()), ([2500, 500].as_slice(), None));
+
+        // A watchdog that did not stop the program fails the contract.
+        let missed = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), stop_run(true, None, false)]);
+        assert!(missed.checks.iter().any(|c| c.what == "run_error" && !c.ok), "{:?}", missed.checks);
+        assert!(missed.stop.unwrap().latency.is_empty());
+
+        // Without the watchdog the run to the end is expected, return value included.
+        let no_watchdog = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), stop_run(false, None, false)]);
+        let reason = no_watchdog.stop.as_ref().unwrap().not_stoppable.clone().unwrap();
+        assert!(reason.contains("no kernel.bpf_watchdog_budget_ns"), "{reason}");
+        assert!(no_watchdog.checks.iter().any(|c| c.what == "retval" && !c.ok), "returned 7, expected 99");
+
+        // Declared not stoppable: must run to its end although the budget is set.
+        s.stop.as_mut().unwrap().not_stoppable.insert("v".into(), "no checkpoint at may_goto".into());
+        let declared = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), stop_run(true, Some(125), false)]);
+        assert_eq!(declared.stop.as_ref().unwrap().not_stoppable.as_deref(), Some("no checkpoint at may_goto"));
+        assert!(declared.checks.iter().any(|c| c.what == "run_error" && !c.ok), "{:?}", declared.checks);
+    }
+
     #[test]
     fn cancelled_runs_pass_only_when_expected() {
         let cancelled = Record::Ran {

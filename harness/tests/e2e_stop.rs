@@ -1,0 +1,55 @@
+//! End to end, two kernels: `scenarios/stop.yaml`, the stop contract on the same programs, on
+//! Linux 6.12.117 (no watchdog: every program runs to its end) and on the fast-execute series
+//! (a watchdog: every program stopped), under TCG in icount mode. Asserts that every program is
+//! stopped within the budget with nothing leaked, that the stop latency is measured for every
+//! stopped run, and that a kernel without the watchdog is reported as unable to stop them.
+
+use harness::results::schema::{ProgramResult, VariantResult};
+use support::{run_clean, variant};
+
+mod support;
+
+const ECANCELED: i32 = 125;
+const BUDGET_NS: u64 = 1_000_000;
+
+/// The scenario's own programs (not the empty ones the harness adds).
+fn stop_programs(v: &VariantResult) -> Vec<&ProgramResult> {
+    v.programs.iter().filter(|p| !p.fixed_overhead_reference).collect()
+}
+
+#[test]
+fn every_program_is_stopped_where_a_watchdog_exists_and_runs_to_its_end_elsewhere() {
+    let results = tempfile::tempdir().unwrap();
+    let run = run_clean("stop.yaml", &["baseline", "fast-execute"], results.path());
+    let (baseline, fast) = (variant(&run, "baseline"), variant(&run, "fast-execute"));
+    assert!(stop_programs(baseline).len() >= 15, "the scenario lost programs");
+
+    for p in stop_programs(baseline) {
+        let stop = p.stop.as_ref().unwrap_or_else(|| panic!("baseline {}: no stop result", p.id));
+        assert_eq!(stop.budget_ns, BUDGET_NS);
+        let reason = stop.not_stoppable.as_deref().unwrap_or_default();
+        assert!(reason.contains("kernel.bpf_watchdog_budget_ns"), "baseline {}: {reason:?}", p.id);
+        assert_eq!(p.run_errno, None, "baseline {} was stopped", p.id);
+        assert!(stop.latency.is_empty(), "baseline {}: a latency without a stop", p.id);
+    }
+
+    for p in stop_programs(fast) {
+        let stop = p.stop.as_ref().unwrap_or_else(|| panic!("fast-execute {}: no stop result", p.id));
+        assert_eq!(stop.not_stoppable, None, "fast-execute {}", p.id);
+        assert_eq!(p.run_errno, Some(ECANCELED), "fast-execute {} was not stopped", p.id);
+        if let Some(refs) = p.task_refs {
+            assert_eq!(refs.after, refs.before, "fast-execute {} leaked task references", p.id);
+        }
+        assert_eq!(stop.latency.len(), 3, "fast-execute {}: a latency per sample", p.id);
+        // Stopped at the next checkpoint and cleaned up: far less than another budget.
+        let mut latency = stop.latency.clone();
+        latency.sort();
+        assert!(latency[1] > 0 && latency[1] < BUDGET_NS / 10, "fast-execute {}: {latency:?}", p.id);
+    }
+    let masks = fast.program("cpumask_held").and_then(|p| p.cpumasks).expect("cpumasks counted");
+    assert!(masks.acquired > 0 && masks.acquired == masks.released, "{masks:?}");
+    // Side effects after the stop: the truncated count is written (2), the complete one on
+    // baseline (1).
+    let side = |v: &VariantResult| v.program("side_effect_after_loop").and_then(|p| p.retval);
+    assert_eq!((side(baseline), side(fast)), (Some(1), Some(2)));
+}
