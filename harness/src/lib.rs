@@ -1,7 +1,7 @@
 //! The harness library. A folder per stage of the pipeline, each with a small typed interface:
 //!
 //! scenario -> kernel (source, patch, configure, build) -> guest (objects, plan, image) ->
-//! vm (boot) -> verdict -> results -> report / compare
+//! vm (boot) -> verdict -> results -> report (incl. summary) / compare
 //!
 //! `pipeline` only sequences the stages; `events` carries what they report to whoever listens.
 

@@ -151,6 +151,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// One table of the newest stored runs, a column per variant: correctness, normal-path,
+    /// stop and load-time cost, and which resource kinds each variant releases when stopped.
+    Summary {
+        /// Where runs are stored (default: results/ in the repository).
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "terminal")]
+        format: harness::report::summary::Format,
+    },
     /// Merge shards (runs of a scenario on some of its variants) into one run per scenario,
     /// stored like any run.
     Merge {
@@ -313,8 +322,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let dir = results_root(dir);
             let out = out.unwrap_or_else(|| dir.join("report.html"));
             let runs = store::list(&dir)?;
-            fsutil::write_atomic(&out, report::html::render(&runs).as_bytes())?;
+            // The page opens with the summary of the newest run of each scenario.
+            let summary = report::summary::html(&report::summary::build(&runs));
+            fsutil::write_atomic(&out, report::html::render(&runs, Some(&summary)).as_bytes())?;
             println!("report: {} ({} runs)", out.display(), runs.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Summary { results_dir: dir, format } => {
+            let runs = store::latest(&results_root(dir))?;
+            print!("{}", report::summary::render(&report::summary::build(&runs), format));
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge { shards, results_dir: dir } => {

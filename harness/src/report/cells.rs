@@ -28,16 +28,44 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// A number as `num` writes it, thousands separated by commas (`6,000,000`): for charts, where
+/// long digit strings are hard to compare at a glance.
+pub fn grouped(x: f64) -> String {
+    let text = num(x.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let mut out = if x < 0.0 { String::from("-") } else { String::new() };
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
 /// An exact difference: `=`, or `+18 (+5.77%)` (no percentage against a zero baseline).
 pub fn exact_delta(base: f64, value: f64) -> String {
+    delta_as(base, value, num)
+}
+
+/// As `exact_delta`, thousands grouped (`+300,000 (+5.00%)`): for charts.
+pub fn grouped_delta(base: f64, value: f64) -> String {
+    delta_as(base, value, grouped)
+}
+
+fn delta_as(base: f64, value: f64, number: fn(f64) -> String) -> String {
     let d = value - base;
     if d == 0.0 {
         return "=".into();
     }
     let sign = if d > 0.0 { "+" } else { "" };
     match relative(base, value) {
-        Some(r) => format!("{sign}{} ({sign}{:.2}%)", num(d), r * 100.0),
-        None => format!("{sign}{}", num(d)),
+        Some(r) => format!("{sign}{} ({sign}{:.2}%)", number(d), r * 100.0),
+        None => format!("{sign}{}", number(d)),
     }
 }
 
@@ -98,5 +126,15 @@ mod tests {
         assert_eq!(exact_delta(10.0, 10.0), "=");
         assert_eq!(exact_delta(0.0, 24.0), "+24");
         assert_eq!(num(2.5), "2.5");
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(grouped(6_000_000.0), "6,000,000");
+        assert_eq!(grouped(123_456.5), "123,456.5");
+        assert_eq!(grouped(-1234.0), "-1,234");
+        assert_eq!(grouped(60.0), "60");
+        assert_eq!(grouped(0.0), "0");
+        assert_eq!(grouped_delta(6_000_000.0, 6_300_000.0), "+300,000 (+5.00%)");
     }
 }

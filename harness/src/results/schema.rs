@@ -197,6 +197,15 @@ impl ProgramResult {
     }
 }
 
+/// The references a program holds, from its id: a `_`-separated token `refs<N>` holds N, and the
+/// id without it names the series (`throw_depth1_refs4` -> (`throw_depth1`, 4)).
+pub fn refs_hint(id: &str) -> Option<(String, u32)> {
+    let tokens: Vec<&str> = id.split('_').collect();
+    let (index, n) = tokens.iter().enumerate().find_map(|(i, t)| Some((i, t.strip_prefix("refs")?.parse().ok()?)))?;
+    let series: Vec<&str> = tokens.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, t)| *t).collect();
+    Some((series.join("_"), n))
+}
+
 /// The first result of each program id, in the order met: the programs of a run, whichever
 /// variants have them.
 pub fn distinct_programs<'a>(programs: impl IntoIterator<Item = &'a ProgramResult>) -> Vec<&'a ProgramResult> {
@@ -275,6 +284,15 @@ impl RunResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reference_counts_come_from_the_program_id() {
+        assert_eq!(refs_hint("throw_refs4"), Some(("throw".into(), 4)));
+        assert_eq!(refs_hint("throw_depth1_refs1"), Some(("throw_depth1".into(), 1)));
+        assert_eq!(refs_hint("keep_refs0"), Some(("keep".into(), 0)));
+        assert_eq!(refs_hint("task_ref_tc"), None);
+        assert_eq!(refs_hint("refsx_a"), None);
+    }
 
     #[test]
     fn median_of_even_and_odd_sample_counts() {
