@@ -4,7 +4,8 @@
  * references when the stop contract's budget (kernel.bpf_watchdog_budget_ns) expires, in a loop
  * of STOP_LOOPS iterations that takes far longer than the budget.
  *
- * Each returns its iteration count (STOP_LOOPS when nothing stopped it), or a negative value
+ * Each returns its iteration count (STOP_LOOPS when nothing stopped it; may_goto_held: may_goto's
+ * own limit, 8M), or a negative value
  * when it could not take what it means to hold, so that a run to its end is recognisable. What
  * a stopped program returns is the design's business; the scenario checks that the test run
  * fails with ECANCELED and that nothing leaked (pid 1's task references, cpumask references,
@@ -22,19 +23,18 @@
  *   kptr_stashed:       a task moved into a map value with bpf_kptr_xchg(), and a task held,
  *       across the loop; the stashed one is taken back and released after it;
  *   rcu_section:        a task held inside bpf_rcu_read_lock() across the loop;
- *   cgroup_held:        the root cgroup (bpf_cgroup_from_id(1)) across the loop;
  *   dynptr_held:        a ring buffer record reserved as a dynptr across the loop, discarded
  *       after it.
  *
  * The tail call is in stop_tail_call.bpf.c: libbpf fills a program array only when its target
- * is loaded too, and the others are loaded one at a time.
+ * is loaded too, and the others are loaded one at a time. No cgroup: the one a program can take
+ * without a cgroup set up for it, the root (bpf_cgroup_from_id(1)), is not reference counted
+ * (CSS_NO_REF), so holding it would prove nothing.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "kfuncs.h"
 
-extern struct cgroup *bpf_cgroup_from_id(u64 cgid) __ksym;
-extern void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
 extern void bpf_rcu_read_lock(void) __ksym;
 extern void bpf_rcu_read_unlock(void) __ksym;
 
@@ -269,20 +269,6 @@ int rcu_section(void *ctx)
 		bpf_task_release(t);
 	}
 	bpf_rcu_read_unlock();
-	return n;
-}
-
-SEC("syscall")
-int cgroup_held(void *ctx)
-{
-	struct cgroup *cgrp;
-	int n;
-
-	cgrp = bpf_cgroup_from_id(1);
-	if (!cgrp)
-		return -1;
-	n = spin();
-	bpf_cgroup_release(cgrp);
 	return n;
 }
 

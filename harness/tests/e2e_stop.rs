@@ -2,9 +2,12 @@
 //! Linux 6.12.117 (no watchdog: every program runs to its end) and on the fast-execute series
 //! (a watchdog: every program stopped), under TCG in icount mode. Asserts that every program is
 //! stopped within the budget with nothing leaked, that the stop latency is measured for every
-//! stopped run, and that a kernel without the watchdog is reported as unable to stop them.
+//! stopped run, that a kernel without the watchdog is reported as unable to stop them, and that
+//! `summary` puts all of it into its table.
 
+use harness::report::summary::{self, Format};
 use harness::results::schema::{ProgramResult, VariantResult};
+use harness::results::store;
 use support::{run_clean, variant};
 
 mod support;
@@ -22,7 +25,7 @@ fn every_program_is_stopped_where_a_watchdog_exists_and_runs_to_its_end_elsewher
     let results = tempfile::tempdir().unwrap();
     let run = run_clean("stop.yaml", &["baseline", "fast-execute"], results.path());
     let (baseline, fast) = (variant(&run, "baseline"), variant(&run, "fast-execute"));
-    assert!(stop_programs(baseline).len() >= 15, "the scenario lost programs");
+    assert!(stop_programs(baseline).len() >= 14, "the scenario lost programs");
 
     for p in stop_programs(baseline) {
         let stop = p.stop.as_ref().unwrap_or_else(|| panic!("baseline {}: no stop result", p.id));
@@ -52,4 +55,30 @@ fn every_program_is_stopped_where_a_watchdog_exists_and_runs_to_its_end_elsewher
     // baseline (1).
     let side = |v: &VariantResult| v.program("side_effect_after_loop").and_then(|p| p.retval);
     assert_eq!((side(baseline), side(fast)), (Some(1), Some(2)));
+
+    // The summary of the stored run: the counts and the coverage as the run says.
+    let summary = summary::build(&store::latest(results.path()).unwrap());
+    let shown = |label: &str, variant: &str| {
+        let row = summary.rows.iter().find(|r| r.label == label).unwrap_or_else(|| panic!("no row {label:?}"));
+        row.cell(variant).unwrap_or_else(|| panic!("{label}: no {variant} cell")).display.clone()
+    };
+    let n = stop_programs(fast).len().to_string();
+    assert_eq!(shown("programs stopped", "fast-execute"), n);
+    assert_eq!(shown("programs stopped", "baseline"), "0");
+    assert!(
+        shown("programs not stoppable", "baseline").starts_with(&n),
+        "{}",
+        shown("programs not stoppable", "baseline")
+    );
+    assert_eq!(shown("leaks (task_refs, cpumasks)", "fast-execute"), "0");
+    for kind in ["task", "cpumask", "local_object", "kptr_in_map", "iterator", "rcu", "dynptr"] {
+        assert!(shown(kind, "fast-execute").starts_with("released"), "{kind}: {}", shown(kind, "fast-execute"));
+        assert_eq!(shown(kind, "baseline"), "not stopped", "{kind}");
+    }
+    for kind in ["cgroup", "socket", "lock"] {
+        assert_eq!(shown(kind, "fast-execute"), "no program", "{kind}");
+    }
+    let markdown = summary::render(&summary, Format::Markdown);
+    println!("{markdown}");
+    assert!(markdown.contains("| programs stopped |"), "{markdown}");
 }

@@ -115,6 +115,9 @@ struct RawExpect {
     trace: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
+const STOP_REPEAT: &str =
+    "repeat: a stop scenario times each test run's system call, so each runs the program once (omit repeat)";
+
 /// `kernel.bpf_stats_enabled`: dot-separated words, as sysctl(8) writes them.
 fn is_sysctl_name(name: &str) -> bool {
     name.split('.').count() >= 2
@@ -158,8 +161,15 @@ impl Scenario {
         let thresholds = check.thresholds(raw.thresholds)?;
         let boot_timeout = check.at_least_one(raw.timeouts.boot, "timeouts.boot", DEFAULT_BOOT_TIMEOUT_S)?;
         let run_timeout = check.at_least_one(raw.timeouts.run, "timeouts.run", DEFAULT_RUN_TIMEOUT_S)?;
+        // A stop scenario times each test run's system call: one run of the program each.
+        let default_repeat = if raw.stop.is_some() { 1 } else { DEFAULT_REPEAT };
+        if let (Some(_), Some(repeat)) = (&raw.stop, &raw.defaults.repeat) {
+            if repeat.value > 1 {
+                return Err(check.fail(repeat.referenced, STOP_REPEAT));
+            }
+        }
         let defaults = Defaults {
-            repeat: check.at_least_one(raw.defaults.repeat, "defaults.repeat", DEFAULT_REPEAT)?,
+            repeat: check.at_least_one(raw.defaults.repeat, "defaults.repeat", default_repeat)?,
             samples: check.at_least_one(raw.defaults.samples, "defaults.samples", DEFAULT_SAMPLES)?,
             stop_budget_ns: raw
                 .stop
@@ -371,6 +381,11 @@ impl Checker<'_> {
                 entry.referenced,
                 "type: any is for upstream programs (the `upstream` key); a scenario program is tc, syscall or fentry",
             ));
+        }
+        if let (Some(_), Some(repeat)) = (defaults.stop_budget_ns, &p.repeat) {
+            if repeat.value > 1 {
+                return Err(self.fail(repeat.referenced, STOP_REPEAT));
+            }
         }
         let repeat = match (p.prog_type, p.repeat) {
             // BPF_PROG_TEST_RUN rejects a repeat count for syscall and tracing programs.
@@ -765,6 +780,8 @@ mod tests {
         assert!(e.contains(":8:25: not_stoppable.v: say why"), "{e}");
         let e = error(&with_program("    program: p\n    type: syscall\n    holds: [task]\n"));
         assert!(e.contains(":7:12: holds: only in a scenario with `stop: { budget_ns: N }`"), "{e}");
+        let e = error(&stop("    program: p\n    type: tc\n    repeat: 10\n"));
+        assert!(e.contains(":8:13: repeat: a stop scenario times each test run's system call"), "{e}");
         let e = error(&with_budget(0, "    program: p\n    type: syscall\n"));
         assert!(e.contains("stop.budget_ns: must be at least 1"), "{e}");
     }

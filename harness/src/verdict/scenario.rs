@@ -39,7 +39,7 @@ pub fn judge(spec: &ProgramSpec, variant: &str, fixed_overhead_reference: bool, 
         stop: None,
     };
     result.summary = Summary::of(&result.samples);
-    result.stop = spec.stop.as_ref().map(|stop| stop_result(stop, variant, o.ran.as_ref(), &result));
+    result.stop = spec.stop.as_ref().map(|stop| stop_result(spec, stop, variant, o.ran.as_ref(), &result));
     let mut errors = o.errors.clone();
     // Stopped runs end wherever the deadline finds them: their return values may differ.
     if ran.retval_mismatch && !(result.stop.is_some() && result.stopped()) {
@@ -53,6 +53,9 @@ pub fn judge(spec: &ProgramSpec, variant: &str, fixed_overhead_reference: bool, 
     result.checks.push(verdict_check(result.verdict.as_ref(), &expect));
     if expect.verdict == ExpectedVerdict::Accept && matches!(result.verdict, Some(Verdict::Accepted)) {
         result.checks.extend(run_checks(spec, &expect, &result));
+        if result.stop.as_ref().is_some_and(|s| s.not_stoppable.is_none()) && result.retval.is_some() {
+            result.checks.push(every_run_stopped(test_runs(spec, variant), result.failed_runs));
+        }
     }
     for error in errors {
         result.checks.push(check("guest", false, error));
@@ -63,17 +66,37 @@ pub fn judge(spec: &ProgramSpec, variant: &str, fixed_overhead_reference: bool, 
 /// Whether `variant` can stop the program (its kernel has the watchdog and the scenario does
 /// not say otherwise) and, for the samples it stopped, the time from the deadline to the test
 /// run's return.
-fn stop_result(stop: &StopSpec, variant: &str, ran: Option<&Ran>, result: &ProgramResult) -> StopResult {
+fn stop_result(
+    spec: &ProgramSpec,
+    stop: &StopSpec,
+    variant: &str,
+    ran: Option<&Ran>,
+    result: &ProgramResult,
+) -> StopResult {
     let watchdog = ran.and_then(|r| r.watchdog);
     let not_stoppable = match watchdog {
         Some(false) => Some(format!("the kernel has no {WATCHDOG_SYSCTL}: nothing stops a program")),
         _ => stop.not_stoppable.get(variant).cloned(),
     };
-    let latency = match (ran, result.stopped()) {
-        (Some(ran), true) => ran.call_ns.iter().map(|ns| ns.saturating_sub(stop.budget_ns)).collect(),
+    // Only when every run was stopped is every system call a stop's.
+    let latency = match ran {
+        Some(ran) if result.stopped() && result.failed_runs == test_runs(spec, variant) => {
+            ran.call_ns.iter().map(|ns| ns.saturating_sub(stop.budget_ns)).collect()
+        }
         _ => Vec::new(),
     };
     StopResult { budget_ns: stop.budget_ns, holds: stop.holds.clone(), not_stoppable, latency }
+}
+
+/// The test runs of a measured program: the warm-up run, the traced run where the variant's
+/// expectation has a trace, and the samples.
+fn test_runs(spec: &ProgramSpec, variant: &str) -> u32 {
+    1 + u32::from(spec.expectation_for(variant).trace.is_some()) + spec.samples
+}
+
+/// The stop contract stops every run past its budget, not only some.
+fn every_run_stopped(runs: u32, failed: u32) -> Check {
+    check("stop", failed == runs, format!("{failed} of {runs} test runs stopped"))
 }
 
 /// The verifier's verdict against the expected one (and the rejection's message).
@@ -355,6 +378,15 @@ mod tests {
         assert!(stopped.passed(), "a stopped run's return values may differ: {:?}", stopped.checks);
         let stop = stopped.stop.as_ref().unwrap();
         assert_eq!((stop.latency.as_slice(), stop.not_stoppable.as_ref()), ([2500, 500].as_slice(), None));
+
+        // A stop of some runs only fails the contract, and has no latency: some calls ran on.
+        let mut partial = stop_run(true, Some(125), false);
+        if let Record::Ran { failed_runs, .. } = &mut partial {
+            *failed_runs = 2;
+        }
+        let partial = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), partial]);
+        assert!(partial.checks.iter().any(|c| c.what == "stop" && !c.ok), "{:?}", partial.checks);
+        assert!(partial.stop.unwrap().latency.is_empty());
 
         // A watchdog that did not stop the program fails the contract.
         let missed = evaluate(&s, "v", false, &[loaded(Verdict::Accepted), stop_run(true, None, false)]);
