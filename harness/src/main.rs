@@ -226,6 +226,12 @@ fn resolve_scenarios(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     args.iter().map(|a| harness::scenario::resolve(a, &repo::scenarios_dir())).collect()
 }
 
+/// The variants defined in the repository: the summary gives each a column, run or not.
+fn defined_variants() -> anyhow::Result<Vec<String>> {
+    let variants = harness::kernel::variant::Variant::discover(&repo::variants_dir())?;
+    Ok(variants.into_iter().map(|v| v.name).collect())
+}
+
 fn results_root(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(repo::results_dir)
 }
@@ -323,14 +329,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let out = out.unwrap_or_else(|| dir.join("report.html"));
             let runs = store::list(&dir)?;
             // The page opens with the summary of the newest run of each scenario.
-            let summary = report::summary::html(&report::summary::build(&runs));
+            let summary = report::summary::html(&report::summary::build(&runs, &defined_variants()?));
             fsutil::write_atomic(&out, report::html::render(&runs, Some(&summary)).as_bytes())?;
             println!("report: {} ({} runs)", out.display(), runs.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Summary { results_dir: dir, format } => {
             let runs = store::latest(&results_root(dir))?;
-            print!("{}", report::summary::render(&report::summary::build(&runs), format));
+            let summary = report::summary::build(&runs, &defined_variants()?);
+            print!("{}", report::summary::render(&summary, format));
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge { shards, results_dir: dir } => {

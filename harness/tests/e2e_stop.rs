@@ -57,7 +57,7 @@ fn every_program_is_stopped_where_a_watchdog_exists_and_runs_to_its_end_elsewher
     assert_eq!((side(baseline), side(fast)), (Some(1), Some(2)));
 
     // The summary of the stored run: the counts and the coverage as the run says.
-    let summary = summary::build(&store::latest(results.path()).unwrap());
+    let summary = summary::build(&store::latest(results.path()).unwrap(), &[]);
     let shown = |label: &str, variant: &str| {
         let row = summary.rows.iter().find(|r| r.label == label).unwrap_or_else(|| panic!("no row {label:?}"));
         row.cell(variant).unwrap_or_else(|| panic!("{label}: no {variant} cell")).display.clone()

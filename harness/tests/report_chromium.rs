@@ -1,8 +1,10 @@
-//! Renders `harness report`'s page in headless Chromium: the DOM Chromium built holds the charts
-//! (not merely the text we wrote), and a screenshot shows every bar and every label whole, for
+//! Renders `harness report`'s page in headless Chromium, opening with the summary table as
+//! `harness report` writes it: the DOM Chromium built holds the table first and the charts (not
+//! merely the text we wrote), and a screenshot shows every bar and every label whole, for
 //! programs whose costs differ by six orders of magnitude.
 
 use harness::report::html::{render, CHART_FRAME, PALETTE};
+use harness::report::summary;
 use harness::results::schema::{ProgramResult, RunResult, Summary};
 use harness::results::store::StoredRun;
 use std::path::{Path, PathBuf};
@@ -90,15 +92,22 @@ fn runs() -> Vec<StoredRun> {
     ]
 }
 
+/// The page `harness report` writes for `runs`: the summary first, a column for each shipped
+/// variant (those without a run `missing`).
+fn page(runs: &[StoredRun]) -> String {
+    let known = ["baseline", "exception-unwind", "fast-execute", "runtime-tracking"].map(String::from);
+    render(runs, Some(&summary::html(&summary::build(runs, &known))))
+}
+
 /// Runs Chromium headless on the report of `runs()`, with `args` after the usual ones.
 fn browse(chromium: &Path, dir: &Path, args: &[&str]) -> Output {
-    let page = dir.join("report.html");
-    std::fs::write(&page, render(&runs(), None)).unwrap();
+    let page_path = dir.join("report.html");
+    std::fs::write(&page_path, page(&runs())).unwrap();
     let out = Command::new(chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
         .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .args(args)
-        .arg(format!("file://{}", page.display()))
+        .arg(format!("file://{}", page_path.display()))
         .output()
         .expect("chromium runs");
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -111,6 +120,12 @@ fn report_renders_its_charts_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let dom = String::from_utf8(browse(&chromium, dir.path(), &["--dump-dom"]).stdout).unwrap();
     let count = |html: &str, needle: &str| html.matches(needle).count();
+    // The page opens with the summary: right after the title, the first table.
+    let (_, below_title) = dom.split_once("</h1>").expect("a title");
+    let first_table = below_title.find("<table").expect("a table");
+    assert!(below_title[..first_table].trim().is_empty(), "something before the summary:\n{below_title}");
+    assert!(below_title[first_table..].starts_with("<table class=\"summary\">"), "{below_title}");
+    assert!(below_title.contains("<th>runtime-tracking</th>"), "a column per shipped variant");
     let (simple, single) = dom.split_once("<section id=\"scenario-single\"").expect("a section per scenario");
     assert_eq!(count(&dom, "class=\"chart side-by-side\""), 2, "one per scenario");
     assert_eq!(count(simple, "class=\"chart refs\""), 1, "one refs series:\n{dom}");
@@ -226,6 +241,11 @@ fn report_screenshot_shows_every_bar_and_whole_labels() {
         (0..image.width).all(|x| image.at(x, image.height - 1) == background),
         "the page fits the window, so the screenshot holds all of it"
     );
+    // Nothing, the summary table included, is cut at the left or right edge of the page.
+    for x in [0, image.width - 1] {
+        let ink: Vec<usize> = (0..image.height).filter(|&y| image.at(x, y) != background).collect();
+        assert!(ink.is_empty(), "ink at the page's edge x={x}, rows {ink:?}");
+    }
 
     // Every bar of the newest runs shows and is long enough to see, whether its program costs
     // 60 or 98,765,424: on one scale for all programs, those up to 6,000 would be under 1 px.

@@ -19,13 +19,14 @@ pub struct Runs<'a> {
 }
 
 impl<'a> Runs<'a> {
-    pub fn new(runs: &'a [StoredRun]) -> Runs<'a> {
+    /// `known`: the variants defined in the repository, each a column even without a run.
+    pub fn new(runs: &'a [StoredRun], known: &[String]) -> Runs<'a> {
         let mut newest: Vec<&StoredRun> = Vec::new();
         for run in runs {
             newest.retain(|r| r.run.scenario.name != run.run.scenario.name);
             newest.push(run);
         }
-        Runs { variants: columns(&newest), newest }
+        Runs { variants: columns(known, &newest), newest }
     }
 
     pub fn run(&self, scenario: &str) -> Option<&'a RunResult> {
@@ -63,12 +64,12 @@ impl<'a> Runs<'a> {
     }
 }
 
-/// `baseline` first, then every other variant of any run in the order met.
-fn columns(runs: &[&StoredRun]) -> Vec<String> {
+/// `baseline` first, then the known variants, then those only the runs name, in the order met.
+fn columns(known: &[String], runs: &[&StoredRun]) -> Vec<String> {
     let mut names: Vec<String> = vec![];
-    for v in runs.iter().flat_map(|r| &r.run.variants) {
-        if !names.contains(&v.name) {
-            names.push(v.name.clone());
+    for name in known.iter().chain(runs.iter().flat_map(|r| r.run.variants.iter().map(|v| &v.name))) {
+        if !names.contains(name) {
+            names.push(name.clone());
         }
     }
     names.sort_by_key(|n| n != BASELINE);

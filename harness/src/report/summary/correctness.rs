@@ -1,7 +1,7 @@
 //! Correctness: what the `stop` scenario's programs did when stopped (or not), what the kernel
 //! reported, and whether upstream's selftests still pass.
 
-use super::build::{scenario_programs, Runs, STOP};
+use super::build::{at, scenario_programs, Runs, STOP};
 use super::model::{Cell, Group, Row};
 use crate::results::schema::{ProgramResult, VariantResult};
 use bpfh_protocol::Verdict;
@@ -29,6 +29,7 @@ pub fn rows(runs: &Runs) -> Vec<Row> {
             Cell::count(&v.name, v.kernel_warnings.iter().filter(|w| is_double_release(w)).count(), STOP)
         }),
         stop_row(runs, "kernel warnings", |v| Cell::count(&v.name, v.kernel_warnings.len(), STOP)),
+        side_effect_row(runs),
     ];
     rows.extend(upstream_rows(runs));
     rows.push(stop_row(runs, "scenario programs accepted by the verifier", |v| {
@@ -64,6 +65,31 @@ fn leaks(v: &VariantResult) -> Cell {
         .collect();
     let note = if leaked.is_empty() { String::new() } else { format!("leaked: {}", leaked.join(", ")) };
     Cell::count(&v.name, leaked.len(), STOP).noted(note)
+}
+
+/// The program that writes a map value after its loop and returns what its previous run wrote.
+const SIDE_EFFECT: &str = "side_effect_after_loop";
+
+fn side_effect_row(runs: &Runs) -> Row {
+    let source = at(STOP, SIDE_EFFECT);
+    Row::new(Group::Correctness, "side effects after the stop", runs.cells(runs.run(STOP), &source, side_effect))
+}
+
+/// Whether a stopped run went on to write after its loop: the complete count (1), the
+/// truncated one (2), or nothing (0).
+fn side_effect(v: &VariantResult) -> Cell {
+    let source = at(STOP, SIDE_EFFECT);
+    let Some(p) = v.program(SIDE_EFFECT) else { return Cell::missing(&v.name, source) };
+    let Some(r) = p.retval.filter(|_| p.verdict == Some(Verdict::Accepted)) else {
+        return Cell::text(&v.name, "not run", source);
+    };
+    let meaning = match r {
+        0 => " (nothing written)",
+        1 => " (ran to the end)",
+        2 => " (finished on its own paths)",
+        _ => "",
+    };
+    Cell { value: Some(f64::from(r)), ..Cell::text(&v.name, format!("{r}{meaning}"), source) }
 }
 
 fn is_double_release(warning: &str) -> bool {

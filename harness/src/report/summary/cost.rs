@@ -1,23 +1,34 @@
 //! Cost rows: the normal path (`overhead`), stopping (`stop`, and throwing in `throw`) and
-//! loading (`stop`'s accepted programs). Durations differ exactly only under icount; sizes and
-//! verifier counts always do.
+//! loading (the `stop` programs every variant accepted). Durations differ exactly only under
+//! icount; sizes and verifier counts always do.
 
 use super::build::{at, counts_instructions, deltas_if, in_unit, scenario_programs, Runs, OVERHEAD, STOP, THROW};
-use super::model::{Cell, Group, Row};
+use super::model::{Cell, Group, Row, MISSING};
 use crate::results::metrics::run_median;
 use crate::results::schema::{distinct_programs, refs_hint, ProgramResult, RunResult, VariantResult};
 use crate::results::stats::median;
 use bpfh_protocol::{LoadInfo, ProgType, Verdict};
 
+/// The normal-path measures: (label, program, what its run repeats).
+const NORMAL_PATH: [(&str, &str, u32); 3] = [
+    ("per pair, 1 held", "hold1_tc", 1),
+    ("per pair, 32 held", "hold32_tc", 32),
+    ("loop iteration", "iter1k_tc", 1000),
+];
+
+/// Each measure unarmed, then with the watchdog armed (`_armed`; unarmed where a variant has
+/// none): a design that can stop a program pays the armed cost on its normal path.
 pub fn normal_path(runs: &Runs) -> Vec<Row> {
-    let group = Group::NormalPathCost;
     let empty = runs.run(OVERHEAD).and_then(empty_tc).unwrap_or("empty_tc");
-    vec![
-        run_cost_row(runs, group, OVERHEAD, "acquire/release pair, 1 held", "hold1_tc", 1.0),
-        run_cost_row(runs, group, OVERHEAD, "acquire/release pair, 32 held", "hold32_tc", 1.0),
-        run_cost_row(runs, group, OVERHEAD, "loop iteration (median / 1000)", "iter1k_tc", 1000.0),
-        run_cost_row(runs, group, OVERHEAD, "empty run (tc)", empty, 1.0),
-    ]
+    let mut rows = Vec::new();
+    for (armed, suffix) in [("", ""), (", watchdog armed", "_armed")] {
+        for (what, id, per) in NORMAL_PATH {
+            let id = format!("{id}{suffix}");
+            rows.push(net_cost_row(runs, &format!("{what}{armed} ({id} − empty) / {per}"), &id, empty, per));
+        }
+    }
+    rows.push(run_cost_row(runs, Group::NormalPathCost, OVERHEAD, "empty run (tc)", empty));
+    rows
 }
 
 /// The id of the empty tc program the harness measures beside the scenario's.
@@ -26,53 +37,81 @@ fn empty_tc(run: &RunResult) -> Option<&str> {
     programs.into_iter().find(|p| p.fixed_overhead_reference && p.prog_type == ProgType::Tc).map(|p| p.id.as_str())
 }
 
-/// Program `id`'s median run cost, divided by `per`.
-fn run_cost_row(runs: &Runs, group: Group, scenario: &str, label: &str, id: &str, per: f64) -> Row {
+/// (median of `id` − median of the empty program) / `per`, per variant: the run's fixed cost
+/// (the system call, the context) is no part of a pair or an iteration.
+fn net_cost_row(runs: &Runs, label: &str, id: &str, empty: &str, per: u32) -> Row {
+    let run = runs.run(OVERHEAD);
+    let source = format!("{} − {empty}", at(OVERHEAD, id));
+    let net = |v: &VariantResult| match (median_of(v, id), median_of(v, empty)) {
+        (Ok(cost), Ok(fixed)) => Cell::number(&v.name, (cost - fixed) / f64::from(per), &source),
+        (Err(why), _) | (_, Err(why)) => Cell::text(&v.name, why, &source),
+    };
+    let cells = runs.cells(run, &source, net);
+    Row::new(Group::NormalPathCost, in_unit(label, run), deltas_if(counts_instructions(run), cells))
+}
+
+/// Program `id`'s median run cost.
+fn run_cost_row(runs: &Runs, group: Group, scenario: &str, label: &str, id: &str) -> Row {
     let run = runs.run(scenario);
     let source = at(scenario, id);
-    let cells = runs.cells(run, &source, |v| run_cost(v, id, per, &source));
+    let cost = |v: &VariantResult| match median_of(v, id) {
+        Ok(m) => Cell::number(&v.name, m, &source),
+        Err(why) => Cell::text(&v.name, why, &source),
+    };
+    let cells = runs.cells(run, &source, cost);
     Row::new(group, in_unit(label, run), deltas_if(counts_instructions(run), cells))
 }
 
-fn run_cost(v: &VariantResult, id: &str, per: f64, source: &str) -> Cell {
-    let Some(p) = v.program(id) else { return Cell::missing(&v.name, source) };
+/// Program `id`'s median run cost, or what its cell shows instead.
+fn median_of(v: &VariantResult, id: &str) -> Result<f64, &'static str> {
+    let Some(p) = v.program(id) else { return Err(MISSING) };
     match (&p.verdict, run_median(p)) {
-        (Some(Verdict::Rejected { .. }), _) => Cell::text(&v.name, "rejected", source),
-        (_, Some(m)) => Cell::number(&v.name, m / per, source),
-        (_, None) => Cell::text(&v.name, "no samples", source),
+        (Some(Verdict::Rejected { .. }), _) => Err("rejected"),
+        (_, Some(m)) => Ok(m),
+        (_, None) => Err("no samples"),
     }
 }
 
 pub fn stop(runs: &Runs) -> Vec<Row> {
     let group = Group::StopCost;
-    let mut rows =
-        vec![latency_row(runs, "stop latency, median", median), latency_row(runs, "stop latency, worst", worst)];
+    let mut rows = vec![
+        latency_row(runs, "stop latency, median (syscall programs)", median_latency),
+        latency_row(runs, "stop latency, worst (syscall programs)", worst_latency),
+    ];
     rows.extend(cleanup_rows(runs));
-    rows.push(run_cost_row(runs, group, THROW, "throw, 0 references held", "throw_refs0", 1.0));
-    rows.push(run_cost_row(runs, group, THROW, "throw, 8 references held", "throw_refs8", 1.0));
+    rows.push(run_cost_row(runs, group, THROW, "throw, 0 references held", "throw_refs0"));
+    rows.push(run_cost_row(runs, group, THROW, "throw, 8 references held", "throw_refs8"));
     rows
 }
 
-const EVERY_STOPPED: &str = "stop: every stopped program";
+const EVERY_STOPPED: &str = "stop: every stopped syscall program";
 
-fn latency_row(runs: &Runs, label: &str, statistic: fn(&[f64]) -> Option<f64>) -> Row {
+fn latency_row(runs: &Runs, label: &str, cell: fn(&VariantResult) -> Cell) -> Row {
     let run = runs.run(STOP);
-    let cell = |v: &VariantResult| match statistic(&latencies(v)) {
-        Some(x) => Cell::number(&v.name, x, EVERY_STOPPED),
-        None => Cell::text(&v.name, "none stopped", EVERY_STOPPED),
-    };
     let cells = runs.cells(run, EVERY_STOPPED, cell);
     Row::new(Group::StopCost, in_unit(label, run), deltas_if(counts_instructions(run), cells))
 }
 
-/// Every stop latency sample of every stopped program.
-fn latencies(v: &VariantResult) -> Vec<f64> {
-    let stopped = scenario_programs(v).filter(|p| p.stopped()).filter_map(|p| p.stop.as_ref());
-    stopped.flat_map(|s| s.latency.iter().map(|&l| l as f64)).collect()
+fn median_latency(v: &VariantResult) -> Cell {
+    let samples: Vec<f64> = latencies(v).map(|(l, _)| l).collect();
+    median(&samples).map_or_else(|| none_stopped(v), |m| Cell::number(&v.name, m, EVERY_STOPPED))
 }
 
-fn worst(xs: &[f64]) -> Option<f64> {
-    xs.iter().copied().reduce(f64::max)
+/// The worst sample, from the program it names.
+fn worst_latency(v: &VariantResult) -> Cell {
+    let worst = latencies(v).reduce(|a, b| if b.0 > a.0 { b } else { a });
+    worst.map_or_else(|| none_stopped(v), |(l, id)| Cell::number(&v.name, l, at(STOP, id)))
+}
+
+fn none_stopped(v: &VariantResult) -> Cell {
+    Cell::text(&v.name, "none stopped", EVERY_STOPPED)
+}
+
+/// Every stop latency sample of every stopped syscall program, with the program's id: a tc
+/// program's system call also builds and frees an skb, which would skew the statistics.
+fn latencies(v: &VariantResult) -> impl Iterator<Item = (f64, &str)> {
+    let stopped = scenario_programs(v).filter(|p| p.stopped() && p.prog_type == ProgType::Syscall);
+    stopped.flat_map(|p| p.stop.iter().flat_map(|s| &s.latency).map(move |&l| (l as f64, p.id.as_str())))
 }
 
 /// Per `refs<N>` series of the stop run: what each further held reference adds to a stop.
@@ -144,35 +183,45 @@ fn stopped_sizes<'a>(v: &'a VariantResult, series: &str) -> Vec<(u32, &'a str, f
     points
 }
 
+/// Why the verifier's peak memory is `not measured`.
+const PEAK_MEMORY: &str = "Linux 6.12 reports no verifier memory use, neither in bpf_prog_info nor in the \
+                           verifier log; veristat measures it as a memory cgroup's peak, the harness does not yet";
+
 pub fn load_time(runs: &Runs) -> Vec<Row> {
     let run = runs.run(STOP);
-    let not_measured = |v: &VariantResult| Cell::text(&v.name, "not measured", STOP);
+    let common = run.map(accepted_by_all).unwrap_or_default();
+    let source = format!("{STOP}: programs every variant accepted: {}", common.len());
+    let row = |label: &str, exact: bool, field: fn(&LoadInfo) -> Option<f64>| {
+        let cells = runs.cells(run, &source, |v| load_sum(v, &common, field, &source));
+        Row::new(Group::LoadTimeCost, label, deltas_if(exact, cells))
+    };
+    let not_measured = |v: &VariantResult| Cell::text(&v.name, "not measured", STOP).noted(PEAK_MEMORY.into());
     vec![
-        load_row(runs, "verified_insns", true, |i| Some(f64::from(i.verified_insns))),
-        load_row(runs, "total_states", true, |i| i.total_states.map(f64::from)),
-        load_row(runs, "verification_time_us (guest clock)", counts_instructions(run), |i| {
+        row("verified_insns", true, |i| Some(f64::from(i.verified_insns))),
+        row("total_states", true, |i| i.total_states.map(f64::from)),
+        row("verification_time_us (guest clock)", counts_instructions(run), |i| {
             i.verification_time_us.map(|t| t as f64)
         }),
         Row::new(Group::LoadTimeCost, "verifier peak memory", runs.cells(run, STOP, not_measured)),
-        load_row(runs, "descriptor / table bytes (exc_desc_bytes)", true, |i| {
-            i.extra.get("exc_desc_bytes").map(|&b| b as f64)
-        }),
-        load_row(runs, "jited_len (bytes)", true, |i| Some(f64::from(i.jited_len))),
+        row("descriptor / table bytes (exc_desc_bytes)", true, |i| i.extra.get("exc_desc_bytes").map(|&b| b as f64)),
+        row("jited_len (bytes)", true, |i| Some(f64::from(i.jited_len))),
     ]
 }
 
-/// Where the load rows come from; how many programs each variant accepted is a correctness row.
-const ACCEPTED: &str = "stop: accepted programs";
+/// The stop programs every variant of the run accepted: a sum over programs another variant
+/// rejected would not compare.
+fn accepted_by_all(run: &RunResult) -> Vec<&str> {
+    let accepted = |v: &VariantResult, id: &str| v.program(id).is_some_and(|p| p.verdict == Some(Verdict::Accepted));
+    let ids = run.variants.first().map(|v| scenario_programs(v).map(|p| p.id.as_str()).collect::<Vec<_>>());
+    ids.unwrap_or_default().into_iter().filter(|id| run.variants.iter().all(|v| accepted(v, id))).collect()
+}
 
-/// `field` summed over the variant's accepted stop programs; `n/a` where none reports it.
-fn load_row(runs: &Runs, label: &str, exact: bool, field: fn(&LoadInfo) -> Option<f64>) -> Row {
-    let sum = |v: &VariantResult| {
-        let accepted = scenario_programs(v).filter(|p| matches!(p.verdict, Some(Verdict::Accepted)));
-        let values: Vec<f64> = accepted.filter_map(|p| field(p.load_info.as_ref()?)).collect();
-        match values.is_empty() {
-            true => Cell::text(&v.name, "n/a", ACCEPTED),
-            false => Cell::number(&v.name, values.iter().sum(), ACCEPTED),
-        }
-    };
-    Row::new(Group::LoadTimeCost, label, deltas_if(exact, runs.cells(runs.run(STOP), ACCEPTED, sum)))
+/// `field` summed over the `common` programs; `n/a` where none reports it.
+fn load_sum(v: &VariantResult, common: &[&str], field: fn(&LoadInfo) -> Option<f64>, source: &str) -> Cell {
+    let info = common.iter().filter_map(|id| v.program(id)?.load_info.as_ref());
+    let values: Vec<f64> = info.filter_map(field).collect();
+    match values.is_empty() {
+        true => Cell::text(&v.name, "n/a", source),
+        false => Cell::number(&v.name, values.iter().sum(), source),
+    }
 }

@@ -1,9 +1,11 @@
 //! Stored runs of `overhead`, `stop` and `throw` over four variants, built from the stored
 //! `simple` run, with numbers chosen so that every row has a known value.
 //!
-//! - overhead: baseline and runtime-tracking (fast-execute and exception-unwind have no run);
+//! - overhead: baseline and runtime-tracking (fast-execute and exception-unwind have no run),
+//!   whose empty programs cost differently;
 //! - stop: baseline (cannot stop anything, rejects `hold_iter`), runtime-tracking (stops all,
-//!   leaks a cpumask, warns of a refcount underflow), fast-execute (cannot stop `hold_iter`);
+//!   leaks a cpumask, warns of a refcount underflow), fast-execute (cannot stop `hold_iter`,
+//!   writes nothing after a stopped loop);
 //! - throw: baseline (rejects `throw_refs8`) and exception-unwind.
 
 use crate::results::schema::{Check, ProgramResult, RunResult, StopResult, Summary, VariantResult, ECANCELED};
@@ -32,9 +34,10 @@ pub fn rejected(mut p: ProgramResult) -> ProgramResult {
     p
 }
 
-/// A program of the stop scenario holding `holds`, stopped with these latencies.
+/// A syscall program of the stop scenario holding `holds`, stopped with these latencies.
 pub fn stopped(id: &str, holds: &[&str], latency: &[u64]) -> ProgramResult {
     let mut p = program(id, 10_000);
+    p.prog_type = ProgType::Syscall;
     p.run_errno = Some(ECANCELED);
     p.stop = Some(StopResult {
         budget_ns: 10_000,
@@ -53,8 +56,22 @@ pub fn unstoppable(id: &str, holds: &[&str], reason: &str) -> ProgramResult {
     p
 }
 
+/// With a leak counter's check (`task_refs`, `cpumasks`) that found nothing left behind.
+pub fn counted(mut p: ProgramResult, check: &str) -> ProgramResult {
+    p.checks.push(Check::new(check, true, "pid 1 task references 2 -> 2, expected no change".into()));
+    p
+}
+
+/// With the counter's check failed: a leak.
 pub fn failing(mut p: ProgramResult, check: &str) -> ProgramResult {
+    p.checks.retain(|c| c.what != check);
     p.checks.push(Check::new(check, false, "warm-up run took 1 cpumask references, dropped 0".into()));
+    p
+}
+
+/// `side_effect_after_loop`, having returned `retval`: what its previous run wrote.
+pub fn side_effect(mut p: ProgramResult, retval: u32) -> ProgramResult {
+    p.retval = Some(retval);
     p
 }
 
@@ -86,35 +103,38 @@ pub fn run(scenario: &str, unit: &str, variants: Vec<VariantResult>) -> StoredRu
     StoredRun { path: PathBuf::from(format!("results/{scenario}/20261201T100000Z-b095d9df10fa.json")), run }
 }
 
+/// Per variant: the empty tc program's cost, then `hold1_tc`, `hold32_tc`, `iter1k_tc`
+/// unarmed and armed: (cost − empty) / N is 160, 10, 16 on baseline (which has no watchdog to
+/// arm) and 375, 20, 35.018 unarmed, 470, 50, 117 armed on runtime-tracking.
 pub fn overhead() -> StoredRun {
-    let costs = |hold1, hold32, iter1k, empty| {
-        vec![program("hold1_tc", hold1), program("hold32_tc", hold32), program("iter1k_tc", iter1k), empty_tc(empty)]
+    let costs = |empty, unarmed: [u64; 3], armed: [u64; 3]| {
+        let ids = ["hold1_tc", "hold32_tc", "iter1k_tc"];
+        let unarmed = ids.iter().zip(unarmed).map(|(id, c)| program(id, c));
+        let armed = ids.iter().zip(armed).map(|(id, c)| program(&format!("{id}_armed"), c));
+        unarmed.chain(armed).chain([empty_tc(empty)]).collect()
     };
-    run(
-        "overhead",
-        "insns",
-        vec![
-            variant("baseline", costs(312, 1500, 45_000, 153)),
-            variant("runtime-tracking", costs(527, 1497, 45_018, 153)),
-        ],
-    )
+    let baseline = costs(150, [310, 470, 16_150], [310, 470, 16_150]);
+    let tracking = costs(190, [565, 830, 35_208], [660, 1790, 117_190]);
+    run("overhead", "insns", vec![variant("baseline", baseline), variant("runtime-tracking", tracking)])
 }
 
 pub fn stop() -> StoredRun {
     let baseline = vec![
-        unstoppable("hold_task_refs1", &["task"], NO_WATCHDOG),
-        unstoppable("hold_task_refs8", &["task"], NO_WATCHDOG),
-        unstoppable("hold_cpumask", &["cpumask"], NO_WATCHDOG),
+        counted(unstoppable("hold_task_refs1", &["task"], NO_WATCHDOG), "task_refs"),
+        counted(unstoppable("hold_task_refs8", &["task"], NO_WATCHDOG), "task_refs"),
+        counted(unstoppable("hold_cpumask", &["cpumask"], NO_WATCHDOG), "cpumasks"),
         rejected(unstoppable("hold_iter", &["iterator", "rcu"], NO_WATCHDOG)),
+        side_effect(unstoppable("side_effect_after_loop", &[], NO_WATCHDOG), 1),
         empty_tc(153),
     ];
     let mut tracking = variant(
         "runtime-tracking",
         vec![
-            with_table_bytes(stopped("hold_task_refs1", &["task"], &[1000, 1010, 1020]), 24),
-            with_table_bytes(stopped("hold_task_refs8", &["task"], &[1700, 1710, 1720]), 24),
+            with_table_bytes(counted(stopped("hold_task_refs1", &["task"], &[1000, 1010, 1020]), "task_refs"), 24),
+            with_table_bytes(counted(stopped("hold_task_refs8", &["task"], &[1700, 1710, 1720]), "task_refs"), 24),
             with_table_bytes(failing(stopped("hold_cpumask", &["cpumask"], &[1100]), "cpumasks"), 24),
             with_table_bytes(stopped("hold_iter", &["iterator", "rcu"], &[900]), 24),
+            side_effect(stopped("side_effect_after_loop", &[], &[1050]), 2),
             empty_tc(153),
         ],
     );
@@ -123,10 +143,11 @@ pub fn stop() -> StoredRun {
         "[ 2.0] WARNING: CPU: 0 PID: 1 at kernel/bpf/core.c:100".into(),
     ];
     let fast = vec![
-        stopped("hold_task_refs1", &["task"], &[500]),
-        stopped("hold_task_refs8", &["task"], &[640]),
-        stopped("hold_cpumask", &["cpumask"], &[520]),
+        counted(stopped("hold_task_refs1", &["task"], &[500]), "task_refs"),
+        counted(stopped("hold_task_refs8", &["task"], &[640]), "task_refs"),
+        counted(stopped("hold_cpumask", &["cpumask"], &[520]), "cpumasks"),
         unstoppable("hold_iter", &["iterator", "rcu"], UNBOUNDED),
+        side_effect(stopped("side_effect_after_loop", &[], &[510]), 0),
     ];
     run("stop", "insns", vec![variant("baseline", baseline), tracking, variant("fast-execute", fast)])
 }

@@ -27,9 +27,10 @@ pub enum Format {
 }
 
 /// The summary of `runs` (as `store::latest` gives them; of several runs of a scenario, the
-/// last one given counts).
-pub fn build(runs: &[StoredRun]) -> Summary {
-    let runs = build::Runs::new(runs);
+/// last one given counts), a column for each of the `known` variants (those defined in the
+/// repository: a variant without a run shows as `missing`) and for each variant the runs name.
+pub fn build(runs: &[StoredRun], known: &[String]) -> Summary {
+    let runs = build::Runs::new(runs, known);
     let mut rows = correctness::rows(&runs);
     rows.extend(cost::normal_path(&runs));
     rows.extend(cost::stop(&runs));

@@ -32,7 +32,7 @@ impl Group {
             Group::Correctness => "Correctness",
             Group::NormalPathCost => "Normal-path cost",
             Group::StopCost => "Stop cost",
-            Group::LoadTimeCost => "Load-time cost (sums over the accepted stop programs)",
+            Group::LoadTimeCost => "Load-time cost (sums over the stop programs every variant accepted)",
             Group::Coverage => "Coverage (resources held when stopped)",
         }
     }
