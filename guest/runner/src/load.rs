@@ -13,7 +13,9 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bpfh_protocol::{Action, InfoField, LoadInfo, ProgType, ProgramPlan, BPF_DIR, MAX_PROG_INFO_BYTES};
-use libbpf_rs::{AsRawLibbpf, Link, Object, ObjectBuilder, OpenObject, PrintLevel, ProgramType};
+use libbpf_rs::{
+    AsRawLibbpf, Link, MapCore, MapFlags, MapType, Object, ObjectBuilder, OpenObject, PrintLevel, ProgramType,
+};
 
 /// Longest verifier log sent back; longer logs keep their tail, where the error is.
 pub const MAX_LOG_BYTES: usize = 512 * 1024;
@@ -82,6 +84,26 @@ impl Loaded {
     pub fn fd(&self) -> BorrowedFd<'_> {
         // SAFETY: `fd` stays open as long as `self._object`, which outlives the borrow.
         unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+
+    /// Zeroes the object's array maps (not its global-variable maps), which releases what their
+    /// values own, such as a task a program stashed with `bpf_kptr_xchg()`, as closing the object
+    /// would later: a reference count read afterwards counts what the runs leaked, not what a
+    /// map still owns (a design may stop a program before it takes its stash back).
+    pub fn release_map_values(&self) -> Result<()> {
+        for map in self._object.maps() {
+            // SAFETY: the map belongs to the object, which outlives the call.
+            let internal = unsafe { libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr()) };
+            if map.map_type() != MapType::Array || internal {
+                continue;
+            }
+            let zeros = vec![0u8; map.value_size() as usize];
+            for key in 0..map.max_entries() {
+                map.update(&key.to_ne_bytes(), &zeros, MapFlags::ANY)
+                    .with_context(|| format!("emptying map {:?}", map.name()))?;
+            }
+        }
+        Ok(())
     }
 }
 

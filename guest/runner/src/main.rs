@@ -153,6 +153,7 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
     drop(watchdog);
     drop(sysctls);
     if let (Some(probe), Some(before)) = (&task_refs, refs_before) {
+        loaded.release_map_values()?;
         let after = probe.read()?;
         say(&format!("{}: pid 1 task references {before} -> {after}", plan.id));
         io::send(&Record::TaskRefs { id: plan.id.clone(), before, after });
