@@ -29,45 +29,11 @@ int tail_call_target(struct __sk_buff *skb)
 	return n;
 }
 
-struct stash {
-	struct task_struct __kptr *task;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct stash);
-} stash_map SEC(".maps");
 
 SEC("tc")
 int tail_call_stash_target(struct __sk_buff *skb)
 {
-	struct task_struct *t, *held;
-	struct stash *s;
-	__u32 key = 0;
-	int n;
-
-	s = bpf_map_lookup_elem(&stash_map, &key);
-	if (!s)
-		return -1;
-	held = bpf_task_from_pid(1);
-	if (!held)
-		return -2;
-	t = bpf_task_from_pid(1);
-	if (t) {
-		t = bpf_kptr_xchg(&s->task, t);
-		if (t)
-			bpf_task_release(t);
-	}
-
-	n = spin();
-
-	t = bpf_kptr_xchg(&s->task, NULL);
-	if (t)
-		bpf_task_release(t);
-	bpf_task_release(held);
-	return n;
+	return stash_and_spin();
 }
 
 struct {
