@@ -65,6 +65,11 @@ enum Command {
         /// separate, slower kernel for finding bugs, not for timings.
         #[arg(long)]
         debug_kernel: bool,
+        /// Boot every run instead of restoring the saved boot of each image (under TCG the
+        /// first run of an image boots it and saves it where the runner starts; later runs of
+        /// the same kernel and image restore that in a fraction of a second).
+        #[arg(long)]
+        cold_boot: bool,
         /// Where variants are defined (default: kernel-config/variants in the repository).
         #[arg(long)]
         variants_dir: Option<PathBuf>,
@@ -268,6 +273,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             only,
             boots,
             debug_kernel,
+            cold_boot,
             variants_dir,
             variant,
             revision_of,
@@ -290,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 variants_dir,
                 extra_variants: variant,
                 revisions: revision_of,
+                cold_boot,
             };
             run_scenarios(sink.as_ref(), &files, &opts)
         }

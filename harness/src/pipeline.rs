@@ -44,6 +44,8 @@ pub struct Options {
     pub extra_variants: Vec<(String, PathBuf)>,
     /// `--revision-of NAME=VARIANT`: the command line's series NAME revises shipped VARIANT.
     pub revisions: Vec<(String, String)>,
+    /// Boot every run instead of restoring the image's saved boot (`--cold-boot`).
+    pub cold_boot: bool,
 }
 
 impl Options {
@@ -63,6 +65,7 @@ impl Options {
             variants_dir: None,
             extra_variants: Vec::new(),
             revisions: Vec::new(),
+            cold_boot: false,
         }
     }
 }
@@ -256,6 +259,7 @@ pub fn measure(
                 workdir,
                 boot_timeout: scenario.boot_timeout,
                 run_timeout: scenario.run_timeout,
+                restore: !opts.cold_boot,
             });
             if let Ok(BootOutcome { failure: Some(failure), console_log, .. }) = &outcome {
                 failures.report(variant, failure, Some(console_log));
@@ -279,6 +283,7 @@ fn probe_kvm(sink: &dyn Sink, stages: &dyn Stages, image: &GuestImage) -> anyhow
         workdir: image.kernel.objdir.join("kvm-probe"),
         boot_timeout: KVM_PROBE_TIMEOUT,
         run_timeout: KVM_PROBE_TIMEOUT,
+        restore: false,
     })
 }
 
@@ -429,6 +434,7 @@ mod tests {
                 kernel_warnings: Vec::new(),
                 failure,
                 boot_seconds: Some(1.0),
+                restored: false,
                 total_seconds: 2.0,
             };
             if probe {
@@ -574,6 +580,7 @@ mod tests {
                 workdir: workdir.clone(),
                 boot_timeout: KVM_PROBE_TIMEOUT,
                 run_timeout: KVM_PROBE_TIMEOUT,
+                restore: false,
             })
         };
         let sink = Collect::default();

@@ -21,6 +21,11 @@ pub const TASK_REFS_PROBE: &str = "task_rcu_users";
 /// The version of this contract, which the runner reports in [`Record::Hello`]: the host checks
 /// it, so a runner built from another checkout is noticed instead of misread.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// On the kernel command line: the runner waits, before its first record, until the host writes
+/// a line to the console. The host saves the guest there once and restores it for every run.
+pub const WAIT_ARG: &str = "bpfh.wait";
+/// What the runner prints on the console when it waits (`bpfh: ` + this).
+pub const WAITING: &str = "waiting for the host";
 /// Marks a record line; anything else on the channel is a protocol error.
 pub const RECORD_PREFIX: &str = "@bpfh1 ";
 

@@ -11,7 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
-use bpfh_protocol::Record;
+use bpfh_protocol::{Record, WAITING, WAIT_ARG};
 
 /// Where the results go once [`open_results`] succeeded.
 static RESULTS: Mutex<Option<File>> = Mutex::new(None);
@@ -54,6 +54,20 @@ pub fn mount(fstype: &str, target: &str) -> Result<()> {
             return Err(err).with_context(|| format!("mount {fstype} on {target}"));
         }
     }
+    Ok(())
+}
+
+/// With [`WAIT_ARG`] on the kernel command line, says it waits and reads one line from the
+/// console: the host saves the guest while it waits here, before anything depends on a run.
+pub fn wait_for_host() -> Result<()> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?;
+    if !cmdline.split_whitespace().any(|arg| arg == WAIT_ARG) {
+        return Ok(());
+    }
+    say(WAITING);
+    let mut line = String::new();
+    io::BufRead::read_line(&mut io::BufReader::new(File::open("/dev/console")?), &mut line)
+        .context("reading the host's go from the console")?;
     Ok(())
 }
 

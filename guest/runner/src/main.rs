@@ -49,6 +49,9 @@ fn init() -> bool {
     if let Err(err) = io::open_results(RESULTS_DEVICE) {
         say(&format!("{err:#}"));
     }
+    if let Err(err) = io::wait_for_host() {
+        say(&format!("{err:#}"));
+    }
     io::send(&Record::Hello { kernel_release: io::kernel_release(), runner_version: bpfh_protocol::VERSION.into() });
     for message in mount_errors {
         global_error(message);

@@ -151,6 +151,7 @@ mod tests {
             kernel_warnings: Vec::new(),
             failure,
             boot_seconds: None,
+            restored: false,
             total_seconds: 1.0,
         })
     }

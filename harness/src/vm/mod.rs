@@ -1,5 +1,7 @@
-//! Boot: QEMU, the accelerator and measurement mode, and what the console says about the kernel.
+//! Boot: QEMU, the accelerator and measurement mode, saved boots, and what the console says
+//! about the kernel.
 
 pub mod accel;
 pub mod console;
 pub mod qemu;
+pub mod snapshot;

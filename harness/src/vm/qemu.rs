@@ -4,7 +4,8 @@
 
 use crate::host::fsutil::last_lines;
 use crate::vm::console;
-use bpfh_protocol::{decode_stream, Record};
+use crate::vm::snapshot::{self, Qmp, SavedBoot};
+use bpfh_protocol::{decode_stream, Record, WAITING};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -60,6 +61,9 @@ pub struct BootSpec {
     pub boot_timeout: Duration,
     /// From the first record until Done.
     pub run_timeout: Duration,
+    /// Boot the image once and save it where the runner waits, then restore that state for
+    /// this and every later run of the same image and kernel (TCG only; see `snapshot`).
+    pub restore: bool,
 }
 
 /// Why a guest did not run its plan to the end.
@@ -107,12 +111,17 @@ pub struct BootOutcome {
     /// Kernel warnings, bugs and the like the console shows ([`console::kernel_warnings`]).
     pub kernel_warnings: Vec<String>,
     pub failure: Option<GuestFailure>,
-    /// Wall time from QEMU start to the runner's first record (emulated boot under TCG).
+    /// Wall time from QEMU start to the runner's first record (emulated boot under TCG; the
+    /// restore of the saved boot when `restored`).
     pub boot_seconds: Option<f64>,
+    /// The run restored the image's saved boot instead of booting.
+    pub restored: bool,
     pub total_seconds: f64,
 }
 
-pub fn qemu_args(spec: &BootSpec, records: &Path) -> Vec<String> {
+/// QEMU's arguments; `wait`: the runner waits for the host's go on the console (a boot that is
+/// saved, and its restores, which must have the same arguments).
+pub fn qemu_args(spec: &BootSpec, records: &Path, wait: bool) -> Vec<String> {
     let mut args: Vec<String> = [
         "-nodefaults",
         "-no-user-config",
@@ -149,7 +158,7 @@ pub fn qemu_args(spec: &BootSpec, records: &Path) -> Vec<String> {
         // needs no clocksource watchdog, and without one the TSC is valid for high-resolution
         // timers from the start, not only after its ~1 s refinement (a watchdog budget's timer
         // would otherwise fire at the next 4 ms tick during the first programs).
-        "console=ttyS0 loglevel=7 panic=-1 rdinit=/init tsc=reliable".into(),
+        format!("console=ttyS0 loglevel=7 panic=-1 rdinit=/init tsc=reliable{}", if wait { " bpfh.wait" } else { "" }),
         "-serial".into(),
         "stdio".into(),
         "-serial".into(),
@@ -204,27 +213,134 @@ fn shift_line_numbers(error: bpfh_protocol::DecodeError, before: usize) -> bpfh_
     }
 }
 
-/// Boots the guest and waits for it to finish its plan, fail, or time out.
+/// Boots the guest (or restores its saved boot, see [`BootSpec::restore`]) and waits for it to
+/// finish its plan, fail, or time out. A boot that cannot be saved is booted as it is, the reason
+/// first on its console.
 pub fn boot(spec: &BootSpec) -> anyhow::Result<BootOutcome> {
     std::fs::create_dir_all(&spec.workdir)?;
+    if !spec.restore || spec.accel != Accel::Tcg {
+        return run(spec, None, "");
+    }
+    let saved = SavedBoot::of_image(&spec.initrd);
+    match save_boot(spec, &saved) {
+        Ok(()) => run(spec, Some(&saved), &std::fs::read_to_string(saved.console_file()).unwrap_or_default()),
+        Err(err) => run(spec, None, &format!("harness: booting without a saved boot: {err:#}\n")),
+    }
+}
+
+/// The arguments a saved boot is keyed by: the files' paths replaced by what they are.
+fn key_args(spec: &BootSpec) -> Vec<String> {
+    let placeholders = BootSpec { kernel: "kernel".into(), initrd: "initrd".into(), ..spec.clone() };
+    qemu_args(&placeholders, Path::new("records"), true)
+}
+
+/// Makes the image's saved boot unless a current one is there: boots with the runner waiting,
+/// and saves the guest once the runner says it waits.
+fn save_boot(spec: &BootSpec, saved: &SavedBoot) -> anyhow::Result<()> {
+    let key = snapshot::key(&spec.kernel, &spec.initrd, &key_args(spec), &qemu_version())?;
+    if saved.is_current(&key) {
+        return Ok(());
+    }
+    let workdir = spec.workdir.join("saving");
+    std::fs::create_dir_all(&workdir)?;
+    let socket = snapshot::qmp_socket(&workdir);
+    let _ = std::fs::remove_file(&socket);
+    let mut child = Command::new(QEMU)
+        .args(qemu_args(spec, &workdir.join("records.txt"), true))
+        .args(snapshot::qmp_args(&socket))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {QEMU}: {e}"))?;
+    let result = (|| {
+        let waiting = format!("bpfh: {WAITING}");
+        let console = read_console_until(child.stdout.take().expect("piped"), &waiting, spec.boot_timeout)?;
+        let mut qmp = Qmp::connect(&socket, Duration::from_secs(10))?;
+        let state = tempfile::NamedTempFile::new_in(saved.state.parent().unwrap_or(Path::new(".")))?.into_temp_path();
+        qmp.save(&state, SAVE_TIMEOUT)?;
+        let _ = qmp.execute("quit", serde_json::json!({}));
+        state.persist(&saved.state)?;
+        saved.commit(&key, &console)
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&socket);
+    result
+}
+
+/// How long saving a guest may take (a few hundred milliseconds for 512 MB, mostly zero pages).
+const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The console up to the line that contains `marker`, read within `timeout`.
+fn read_console_until(stdout: std::process::ChildStdout, marker: &str, timeout: Duration) -> anyhow::Result<String> {
+    let (lines, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut console = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receive.recv_timeout(left) {
+            Ok(line) => {
+                console.push_str(&line);
+                console.push('\n');
+                if line.contains(marker) {
+                    return Ok(console);
+                }
+            }
+            Err(_) => anyhow::bail!(
+                "the runner did not wait for the host within {} s; console ends with:\n{}",
+                timeout.as_secs(),
+                last_lines(&console, CONSOLE_TAIL_LINES)
+            ),
+        }
+    }
+}
+
+/// One run: a boot, or the restore of `saved`; `console_head` begins its console (the saved
+/// boot's console, or why there is none).
+fn run(spec: &BootSpec, saved: Option<&SavedBoot>, console_head: &str) -> anyhow::Result<BootOutcome> {
     let console_log = spec.workdir.join("console.log");
     let records_path = spec.workdir.join("records.txt");
     std::fs::write(&records_path, b"")?;
     let mut reader = RecordReader::open(&records_path)?;
+    let socket = snapshot::qmp_socket(&spec.workdir);
+    let mut command = Command::new(QEMU);
+    command.args(qemu_args(spec, &records_path, saved.is_some()));
+    if let Some(saved) = saved {
+        let _ = std::fs::remove_file(&socket);
+        command.args(snapshot::restore_args(&saved.state)).args(snapshot::qmp_args(&socket));
+    }
     let start = Instant::now();
-    let mut child = Command::new(QEMU)
-        .args(qemu_args(spec, &records_path))
-        .stdin(Stdio::null())
+    let mut child = command
+        .stdin(if saved.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {QEMU}: {e}"))?;
+    if saved.is_some() {
+        let resumed = resume(&socket, child.stdin.take().expect("piped"));
+        let _ = std::fs::remove_file(&socket);
+        if let Err(err) = resumed {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(err.context("restoring the saved boot"));
+        }
+    }
 
-    let console = Arc::new(Mutex::new(String::new()));
+    let console = Arc::new(Mutex::new(console_head.to_string()));
     let stdout = child.stdout.take().expect("piped");
     let console_writer = {
         let console = Arc::clone(&console);
         let mut file = std::fs::File::create(&console_log)?;
+        file.write_all(console_head.as_bytes())?;
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
                 let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
@@ -308,8 +424,19 @@ pub fn boot(spec: &BootSpec) -> anyhow::Result<BootOutcome> {
         kernel_warnings: console::kernel_warnings(&console),
         failure,
         boot_seconds,
+        restored: saved.is_some(),
         total_seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Lets a restored guest go: once QEMU has loaded the state (it then waits, paused), continue
+/// it and write the runner's go on the console.
+fn resume(socket: &Path, mut console_input: std::process::ChildStdin) -> anyhow::Result<()> {
+    let mut qmp = Qmp::connect(socket, Duration::from_secs(30))?;
+    qmp.wait_for_status(&["paused"], SAVE_TIMEOUT)?;
+    qmp.execute("cont", serde_json::json!({}))?;
+    console_input.write_all(b"go\n")?;
+    Ok(())
 }
 
 /// QEMU's version line, for provenance.
@@ -331,12 +458,13 @@ mod tests {
             workdir: "/w".into(),
             boot_timeout: Duration::from_secs(1),
             run_timeout: Duration::from_secs(1),
+            restore: false,
         }
     }
 
     #[test]
     fn icount_is_only_requested_in_icount_mode() {
-        let joined = |s: &BootSpec| qemu_args(s, Path::new("/r")).join(" ");
+        let joined = |s: &BootSpec| qemu_args(s, Path::new("/r"), false).join(" ");
         let icount = joined(&spec(Accel::Tcg, Mode::Icount));
         assert!(icount.contains("-accel tcg") && icount.contains("-icount shift=0,sleep=off"));
         let kvm = joined(&spec(Accel::Kvm, Mode::Wallclock));
