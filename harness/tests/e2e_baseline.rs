@@ -47,3 +47,25 @@ fn simple_scenario_runs_on_the_baseline_kernel() {
     assert!(stored.provenance.measurement.starts_with("icount"));
     assert!(baseline.console_log.is_file());
 }
+
+/// Under icount a paused guest's clock stands still: a run restored from the image's saved boot
+/// executes what a booted run executes, so every sample is the same count.
+#[test]
+fn a_restored_boot_counts_what_a_cold_boot_counts() {
+    let results = tempfile::tempdir().unwrap();
+    let icount = support::icount(&["baseline"], results.path());
+    let (cold, _) = support::run("simple.yaml", &harness::pipeline::Options { cold_boot: true, ..icount.clone() });
+    // The first restoring run may have to save the boot first; the second restores it.
+    support::run("simple.yaml", &icount);
+    let (restored, _) = support::run("simple.yaml", &icount);
+    let (cold, restored) = (cold.variant("baseline").unwrap(), restored.variant("baseline").unwrap());
+    assert!(!cold.restored_boot && restored.restored_boot, "the second run must restore the saved boot");
+    assert!(restored.complete, "{:?}", restored.failure);
+    for p in &cold.programs {
+        let r = restored.program(&p.id).unwrap();
+        assert_eq!((&r.samples, r.retval), (&p.samples, p.retval), "{}: restored differs from booted", p.id);
+    }
+    // The restored console begins with the saved boot's, so boot warnings are still seen.
+    let console = std::fs::read_to_string(&restored.console_log).unwrap();
+    assert!(console.starts_with("[    0.000000] Linux version"), "{}", &console[..200.min(console.len())]);
+}

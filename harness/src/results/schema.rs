@@ -63,8 +63,13 @@ pub struct VariantResult {
     pub patch_hash: String,
     pub config_hash: String,
     pub compiler: String,
-    /// Wall time of the emulated boot up to the runner's first record (not a kernel metric).
+    /// Wall time of the emulated boot up to the runner's first record (not a kernel metric); of
+    /// the restore of the image's saved boot when `restored_boot`.
     pub boot_seconds: Option<f64>,
+    /// The guest was restored from its image's saved boot (where the runner waits for the host)
+    /// instead of booted.
+    #[serde(default)]
+    pub restored_boot: bool,
     pub console_log: PathBuf,
     /// False when the guest did not run its plan to the end; `failure` says why.
     pub complete: bool,

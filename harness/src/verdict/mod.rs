@@ -81,6 +81,7 @@ impl Boot<'_> {
             config_hash: kernel.map(|k| k.config_hash.clone()).unwrap_or_default(),
             compiler: kernel.map(|k| k.compiler.clone()).unwrap_or_default(),
             boot_seconds: outcome.and_then(|o| o.boot_seconds),
+            restored_boot: outcome.is_some_and(|o| o.restored),
             console_log: outcome.map(|o| o.console_log.clone()).unwrap_or_default(),
             complete: failure.is_none(),
             failure,
