@@ -55,17 +55,50 @@ fn a_restored_boot_counts_what_a_cold_boot_counts() {
     let results = tempfile::tempdir().unwrap();
     let icount = support::icount(&["baseline"], results.path());
     let (cold, _) = support::run("simple.yaml", &harness::pipeline::Options { cold_boot: true, ..icount.clone() });
-    // The first restoring run may have to save the boot first; the second restores it.
-    support::run("simple.yaml", &icount);
-    let (restored, _) = support::run("simple.yaml", &icount);
-    let (cold, restored) = (cold.variant("baseline").unwrap(), restored.variant("baseline").unwrap());
-    assert!(!cold.restored_boot && restored.restored_boot, "the second run must restore the saved boot");
-    assert!(restored.complete, "{:?}", restored.failure);
-    for p in &cold.programs {
-        let r = restored.program(&p.id).unwrap();
-        assert_eq!((&r.samples, r.retval), (&p.samples, p.retval), "{}: restored differs from booted", p.id);
+    // The first restoring run may have to save the boot first; both restore it.
+    let (first, _) = support::run("simple.yaml", &icount);
+    let (second, _) = support::run("simple.yaml", &icount);
+    let cold = cold.variant("baseline").unwrap();
+    assert!(!cold.restored_boot);
+    for restored in [first.variant("baseline").unwrap(), second.variant("baseline").unwrap()] {
+        assert!(restored.restored_boot, "a run must restore the saved boot");
+        assert!(restored.complete, "{:?}", restored.failure);
+        for p in &cold.programs {
+            let r = restored.program(&p.id).unwrap();
+            assert_eq!((&r.samples, r.retval), (&p.samples, p.retval), "{}: restored differs from booted", p.id);
+        }
     }
+    let restored = second.variant("baseline").unwrap();
     // The restored console begins with the saved boot's, so boot warnings are still seen.
     let console = std::fs::read_to_string(&restored.console_log).unwrap();
     assert!(console.starts_with("[    0.000000] Linux version"), "{}", &console[..200.min(console.len())]);
+
+    // A state QEMU cannot load is not a failure of the run: it boots, and says why.
+    let state = saved_state(&restored.build_key, "simple");
+    std::fs::write(&state, b"not a state").unwrap();
+    let (fallback, _) = support::run("simple.yaml", &icount);
+    let fallback = fallback.variant("baseline").unwrap();
+    assert!(fallback.complete && !fallback.restored_boot, "{:?}", fallback.failure);
+    let console = std::fs::read_to_string(&fallback.console_log).unwrap();
+    assert!(console.starts_with("harness: the saved boot could not be restored, booting:"), "{}", &console[..300]);
+    assert!(!state.exists(), "the state that could not be loaded must be removed");
+}
+
+/// The saved boot of image `scenario` in the build directory with `build_key`.
+fn saved_state(build_key: &str, scenario: &str) -> std::path::PathBuf {
+    let cache = harness::host::cache::Cache::resolve(None).unwrap();
+    let builds = std::fs::read_dir(cache.trees())
+        .unwrap()
+        .flatten()
+        .map(|t| t.path().join(format!("build-{}", &build_key[..16])));
+    let run = builds.map(|b| b.join("run")).find(|r| r.is_dir()).expect("the build's run directory");
+    std::fs::read_dir(run)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&format!("{scenario}-")) && name.ends_with(".state")
+        })
+        .expect("a saved boot of the image")
 }

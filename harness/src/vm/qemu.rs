@@ -2,14 +2,17 @@
 //! results channel (the second serial port) and stops it on panic or timeout. Guest failures are
 //! part of the outcome, with the console, so that what was gathered before them is not lost.
 
-use crate::host::fsutil::last_lines;
+use crate::host::fsutil::{last_lines, write_atomic};
 use crate::vm::console;
 use crate::vm::snapshot::{self, Qmp, SavedBoot};
 use bpfh_protocol::{decode_stream, Record, WAITING};
 use serde::{Deserialize, Serialize};
+use std::fs::Permissions;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -214,18 +217,22 @@ fn shift_line_numbers(error: bpfh_protocol::DecodeError, before: usize) -> bpfh_
 }
 
 /// Boots the guest (or restores its saved boot, see [`BootSpec::restore`]) and waits for it to
-/// finish its plan, fail, or time out. A boot that cannot be saved is booted as it is, the reason
-/// first on its console.
+/// finish its plan, fail, or time out. A boot that cannot be saved or restored is booted as it
+/// is, with the reason first in its console log (not among what is scanned for warnings).
 pub fn boot(spec: &BootSpec) -> anyhow::Result<BootOutcome> {
     std::fs::create_dir_all(&spec.workdir)?;
     if !spec.restore || spec.accel != Accel::Tcg {
-        return run(spec, None, "");
+        return run(spec, None, None);
     }
-    let saved = SavedBoot::of_image(&spec.initrd);
-    match save_boot(spec, &saved) {
-        Ok(()) => run(spec, Some(&saved), &std::fs::read_to_string(saved.console_file()).unwrap_or_default()),
-        Err(err) => run(spec, None, &format!("harness: booting without a saved boot: {err:#}\n")),
-    }
+    let saved = match save_boot(spec) {
+        Ok(saved) => saved,
+        Err(err) => return run(spec, None, Some(format!("harness: booting without a saved boot: {err:#}"))),
+    };
+    run(spec, Some(&saved), None).or_else(|err| {
+        // A state QEMU cannot load would fail every later run of the image: make it anew then.
+        saved.discard();
+        run(spec, None, Some(format!("harness: the saved boot could not be restored, booting: {err:#}")))
+    })
 }
 
 /// The arguments a saved boot is keyed by: the files' paths replaced by what they are.
@@ -234,39 +241,62 @@ fn key_args(spec: &BootSpec) -> Vec<String> {
     qemu_args(&placeholders, Path::new("records"), true)
 }
 
-/// Makes the image's saved boot unless a current one is there: boots with the runner waiting,
-/// and saves the guest once the runner says it waits.
-fn save_boot(spec: &BootSpec, saved: &SavedBoot) -> anyhow::Result<()> {
-    let key = snapshot::key(&spec.kernel, &spec.initrd, &key_args(spec), &qemu_version())?;
-    if saved.is_current(&key) {
-        return Ok(());
+/// QEMU with `args`, killed if the harness dies (a guest waiting for the host never ends).
+fn qemu_command(args: Vec<String>) -> Command {
+    let mut command = Command::new(QEMU);
+    command.args(args);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
-    let workdir = spec.workdir.join("saving");
-    std::fs::create_dir_all(&workdir)?;
-    let socket = snapshot::qmp_socket(&workdir);
-    let _ = std::fs::remove_file(&socket);
-    let mut child = Command::new(QEMU)
-        .args(qemu_args(spec, &workdir.join("records.txt"), true))
-        .args(snapshot::qmp_args(&socket))
+    command
+}
+
+/// The image's saved boot, made first unless there: a boot with the runner waiting, saved
+/// once the runner says it waits.
+fn save_boot(spec: &BootSpec) -> anyhow::Result<SavedBoot> {
+    let key = snapshot::key(&spec.kernel, &spec.initrd, &key_args(spec), &qemu_version())?;
+    let saved = SavedBoot::of_image(&spec.initrd, &key);
+    if saved.exists() {
+        return Ok(saved);
+    }
+    saved.discard_others();
+    let records = tempfile::tempdir()?;
+    let socket = snapshot::qmp_socket();
+    let mut args = qemu_args(spec, &records.path().join("records.txt"), true);
+    args.extend(snapshot::qmp_args(&socket));
+    let mut child = qemu_command(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {QEMU}: {e}"))?;
+    let stderr = stderr_reader(child.stderr.take().expect("piped"));
     let result = (|| {
         let waiting = format!("bpfh: {WAITING}");
         let console = read_console_until(child.stdout.take().expect("piped"), &waiting, spec.boot_timeout)?;
         let mut qmp = Qmp::connect(&socket, Duration::from_secs(10))?;
-        let state = tempfile::NamedTempFile::new_in(saved.state.parent().unwrap_or(Path::new(".")))?.into_temp_path();
+        let dir = saved.state.parent().unwrap_or(Path::new("."));
+        let state = tempfile::Builder::new().permissions(Permissions::from_mode(0o644)).tempfile_in(dir)?;
+        let state = state.into_temp_path();
         qmp.save(&state, SAVE_TIMEOUT)?;
         let _ = qmp.execute("quit", serde_json::json!({}));
+        // The console first: a state is there only with its console.
+        write_atomic(&saved.console_file(), console.as_bytes())?;
         state.persist(&saved.state)?;
-        saved.commit(&key, &console)
+        Ok(())
     })();
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_file(&socket);
-    result
+    let stderr = stderr.join().unwrap_or_default();
+    result.map(|()| saved).map_err(|err: anyhow::Error| match stderr.trim() {
+        "" => err,
+        stderr => err.context(format!("QEMU stderr: {stderr}")),
+    })
 }
 
 /// How long saving a guest may take (a few hundred milliseconds for 512 MB, mostly zero pages).
@@ -287,6 +317,7 @@ fn read_console_until(stdout: std::process::ChildStdout, marker: &str, timeout: 
     let mut console = String::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
+        let tail = |console: &str| last_lines(console, CONSOLE_TAIL_LINES);
         match receive.recv_timeout(left) {
             Ok(line) => {
                 console.push_str(&line);
@@ -295,52 +326,72 @@ fn read_console_until(stdout: std::process::ChildStdout, marker: &str, timeout: 
                     return Ok(console);
                 }
             }
-            Err(_) => anyhow::bail!(
+            Err(RecvTimeoutError::Timeout) => anyhow::bail!(
                 "the runner did not wait for the host within {} s; console ends with:\n{}",
                 timeout.as_secs(),
-                last_lines(&console, CONSOLE_TAIL_LINES)
+                tail(&console)
             ),
+            Err(RecvTimeoutError::Disconnected) => {
+                anyhow::bail!(
+                    "QEMU ended before the runner waited for the host; console ends with:\n{}",
+                    tail(&console)
+                )
+            }
         }
     }
 }
 
-/// One run: a boot, or the restore of `saved`; `console_head` begins its console (the saved
-/// boot's console, or why there is none).
-fn run(spec: &BootSpec, saved: Option<&SavedBoot>, console_head: &str) -> anyhow::Result<BootOutcome> {
+fn stderr_reader(stderr: std::process::ChildStderr) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    })
+}
+
+/// One run: a boot, or the restore of `saved` (whose console the run's console begins with);
+/// `note` heads the console log only.
+fn run(spec: &BootSpec, saved: Option<&SavedBoot>, note: Option<String>) -> anyhow::Result<BootOutcome> {
     let console_log = spec.workdir.join("console.log");
     let records_path = spec.workdir.join("records.txt");
     std::fs::write(&records_path, b"")?;
     let mut reader = RecordReader::open(&records_path)?;
-    let socket = snapshot::qmp_socket(&spec.workdir);
-    let mut command = Command::new(QEMU);
-    command.args(qemu_args(spec, &records_path, saved.is_some()));
+    let head = match saved {
+        Some(saved) => std::fs::read_to_string(saved.console_file())?,
+        None => String::new(),
+    };
+    let mut file = std::fs::File::create(&console_log)?;
+    file.write_all(note.map(|n| n + "\n").unwrap_or_default().as_bytes())?;
+    file.write_all(head.as_bytes())?;
+    let socket = snapshot::qmp_socket();
+    let mut args = qemu_args(spec, &records_path, saved.is_some());
     if let Some(saved) = saved {
-        let _ = std::fs::remove_file(&socket);
-        command.args(snapshot::restore_args(&saved.state)).args(snapshot::qmp_args(&socket));
+        args.extend(snapshot::restore_args(&saved.state));
+        args.extend(snapshot::qmp_args(&socket));
     }
     let start = Instant::now();
-    let mut child = command
+    let mut child = qemu_command(args)
         .stdin(if saved.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {QEMU}: {e}"))?;
+    let stderr_reader = stderr_reader(child.stderr.take().expect("piped"));
     if saved.is_some() {
         let resumed = resume(&socket, child.stdin.take().expect("piped"));
         let _ = std::fs::remove_file(&socket);
         if let Err(err) = resumed {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(err.context("restoring the saved boot"));
+            let stderr = stderr_reader.join().unwrap_or_default();
+            return Err(err.context(format!("restoring the saved boot; QEMU stderr: {}", stderr.trim())));
         }
     }
 
-    let console = Arc::new(Mutex::new(console_head.to_string()));
+    let console = Arc::new(Mutex::new(head));
     let stdout = child.stdout.take().expect("piped");
     let console_writer = {
         let console = Arc::clone(&console);
-        let mut file = std::fs::File::create(&console_log)?;
-        file.write_all(console_head.as_bytes())?;
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
                 let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
@@ -349,12 +400,6 @@ fn run(spec: &BootSpec, saved: Option<&SavedBoot>, console_head: &str) -> anyhow
             }
         })
     };
-    let stderr = child.stderr.take().expect("piped");
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
-        text
-    });
 
     let mut boot_seconds = None;
     let mut done_at: Option<Instant> = None;
@@ -429,13 +474,17 @@ fn run(spec: &BootSpec, saved: Option<&SavedBoot>, console_head: &str) -> anyhow
     })
 }
 
-/// Lets a restored guest go: once QEMU has loaded the state (it then waits, paused), continue
-/// it and write the runner's go on the console.
+/// Lets a restored guest go: once QEMU has loaded the state (it then waits, paused), the go is
+/// written to the console while the guest is still paused, so that it is there the instant the
+/// guest continues (under icount, at the same guest time in every restore).
 fn resume(socket: &Path, mut console_input: std::process::ChildStdin) -> anyhow::Result<()> {
     let mut qmp = Qmp::connect(socket, Duration::from_secs(30))?;
     qmp.wait_for_status(&["paused"], SAVE_TIMEOUT)?;
-    qmp.execute("cont", serde_json::json!({}))?;
     console_input.write_all(b"go\n")?;
+    console_input.flush()?;
+    // A round trip lets QEMU's main loop, which also reads the console input, turn once.
+    qmp.status()?;
+    qmp.execute("cont", serde_json::json!({}))?;
     Ok(())
 }
 

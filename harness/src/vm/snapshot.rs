@@ -6,7 +6,7 @@
 //! The saved state belongs to one kernel, one image and one QEMU command line: its key (a hash of
 //! all three and QEMU's version) is stored beside it, and a state whose key differs is made anew.
 
-use crate::host::fsutil::{hash_parts, write_atomic};
+use crate::host::fsutil::hash_parts;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -14,38 +14,66 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The files of one saved boot: the migration stream, its key, and the console up to the save.
+/// One saved boot of an image: the migration stream and the console up to the save, named by
+/// the key they were saved with, so that a state is never paired with another key's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedBoot {
     pub state: PathBuf,
 }
 
 impl SavedBoot {
-    /// The saved boot of the image `initrd` (kept beside it: one per image, replaced when the
-    /// image or its kernel changes).
-    pub fn of_image(initrd: &Path) -> SavedBoot {
-        SavedBoot { state: initrd.with_extension("state") }
-    }
-
-    fn key_file(&self) -> PathBuf {
-        self.state.with_extension("state.key")
+    /// The saved boot of the image `initrd` with `key` (beside the image).
+    pub fn of_image(initrd: &Path, key: &str) -> SavedBoot {
+        let stem = initrd.file_stem().unwrap_or_default().to_string_lossy();
+        SavedBoot { state: initrd.with_file_name(format!("{stem}-{}.state", &key[..16.min(key.len())])) }
     }
 
     /// The console of the boot that was saved, which every restored run's console begins with.
+    /// Written before the state, so that a state always has its console.
     pub fn console_file(&self) -> PathBuf {
-        self.state.with_extension("state.console")
+        self.state.with_extension("console")
     }
 
-    /// Whether a state saved with `key` is there.
-    pub fn is_current(&self, key: &str) -> bool {
-        self.state.is_file() && std::fs::read_to_string(self.key_file()).is_ok_and(|k| k == key)
+    /// Whether the state is there (it is renamed into place only once complete).
+    pub fn exists(&self) -> bool {
+        self.state.is_file() && self.console_file().is_file()
     }
 
-    /// Records that the state now on disk was saved with `key`, with the console of its boot.
-    pub fn commit(&self, key: &str, console: &str) -> Result<()> {
-        write_atomic(&self.console_file(), console.as_bytes())?;
-        Ok(write_atomic(&self.key_file(), key.as_bytes())?)
+    /// Removes this state (one QEMU could not load) and its console.
+    pub fn discard(&self) {
+        let _ = std::fs::remove_file(&self.state);
+        let _ = std::fs::remove_file(self.console_file());
     }
+
+    /// Removes the image's states saved with other keys (an older kernel or image), and
+    /// temporary files a run that died while saving left behind.
+    pub fn discard_others(&self) {
+        let Some(dir) = self.state.parent() else { return };
+        let stem = self.state.file_stem().unwrap_or_default().to_string_lossy();
+        let image = stem.rsplit_once('-').map_or(&*stem, |(image, _)| image).to_string();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let other_key = saved_image(&name) == Some(image.as_str()) && path.with_extension("state") != self.state;
+            let abandoned = name.starts_with(".tmp") && entry.metadata().is_ok_and(|m| stale(&m));
+            if other_key || abandoned {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// The image a saved boot's file belongs to: `upstream` for `upstream-<16 hex>.state` or
+/// `.console` (not for `upstream-all-...`, which another image's).
+fn saved_image(file_name: &str) -> Option<&str> {
+    let stem = file_name.strip_suffix(".state").or_else(|| file_name.strip_suffix(".console"))?;
+    let (image, key) = stem.rsplit_once('-')?;
+    (key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit())).then_some(image)
+}
+
+/// A temporary file no run has written to for an hour.
+fn stale(metadata: &std::fs::Metadata) -> bool {
+    metadata.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > Duration::from_secs(3600))
 }
 
 /// What a saved state depends on: the kernel and image bytes, QEMU's arguments (but for the
@@ -135,13 +163,18 @@ impl Qmp {
     /// migration); returns once the state is complete.
     pub fn save(&mut self, file: &Path, timeout: Duration) -> Result<()> {
         self.execute("stop", json!({}))?;
-        let uri = format!("exec:cat > {}", shell_quote(file));
+        // QEMU reports completion before `cat` has written the end: `cat` says when it has.
+        let written = file.with_extension("written");
+        let uri = format!("exec:cat > {} && touch {}", shell_quote(file), shell_quote(&written));
         self.execute("migrate", json!({ "uri": uri }))?;
         let start = Instant::now();
         loop {
             let state = self.execute("query-migrate", json!({}))?;
             match state.get("status").and_then(Value::as_str) {
-                Some("completed") => return Ok(()),
+                Some("completed") if written.exists() => {
+                    let _ = std::fs::remove_file(&written);
+                    return Ok(());
+                }
                 Some(failed @ ("failed" | "cancelled")) => {
                     let why = state.get("error-desc").and_then(Value::as_str).unwrap_or_default();
                     bail!("saving the guest {failed}: {why}")
@@ -167,14 +200,12 @@ fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
-/// A path for QEMU's QMP socket: in `workdir` when short enough for a Unix socket's name.
-pub fn qmp_socket(workdir: &Path) -> PathBuf {
-    let path = workdir.join("qmp.sock");
-    if path.as_os_str().len() < 100 {
-        return path;
-    }
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    std::env::temp_dir().join(format!("bpfh-qmp-{}-{nanos}.sock", std::process::id()))
+/// A path for a QEMU's QMP socket, unique to this process and call (concurrent runs may share
+/// a work directory's name; a Unix socket's path must stay short).
+pub fn qmp_socket() -> PathBuf {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("bpfh-qmp-{}-{call}.sock", std::process::id()))
 }
 
 #[cfg(test)]
@@ -197,15 +228,68 @@ mod tests {
     }
 
     #[test]
-    fn a_saved_boot_is_current_only_with_its_key() {
+    fn a_saved_boot_is_named_by_its_key_and_replaces_the_others() {
         let dir = tempfile::tempdir().unwrap();
-        let saved = SavedBoot::of_image(&dir.path().join("simple.cpio"));
-        assert_eq!(saved.state, dir.path().join("simple.state"));
-        assert!(!saved.is_current("k1"));
-        std::fs::write(&saved.state, "state").unwrap();
-        saved.commit("k1", "console\n").unwrap();
-        assert!(saved.is_current("k1") && !saved.is_current("k2"));
-        assert_eq!(std::fs::read_to_string(saved.console_file()).unwrap(), "console\n");
+        let image = dir.path().join("simple.cpio");
+        let (old, new) =
+            (SavedBoot::of_image(&image, "aaaa1111bbbb2222cc"), SavedBoot::of_image(&image, "dddd1111bbbb2222"));
+        assert_eq!(old.state, dir.path().join("simple-aaaa1111bbbb2222.state"));
+        assert_eq!(old.console_file(), dir.path().join("simple-aaaa1111bbbb2222.console"));
+        // Another image whose name begins like this one's.
+        let other_image = SavedBoot::of_image(&dir.path().join("simple-more.cpio"), "aaaa1111bbbb2222");
+        for saved in [&old, &new, &other_image] {
+            std::fs::write(&saved.state, "state").unwrap();
+            assert!(!saved.exists(), "a state without its console is not there");
+            std::fs::write(saved.console_file(), "console").unwrap();
+            assert!(saved.exists());
+        }
+        new.discard_others();
+        assert!(!old.exists() && new.exists() && other_image.exists());
+        new.discard();
+        assert!(!new.exists());
+    }
+
+    /// A QMP server that answers each command with the next of `answers` (events first).
+    fn fake_qemu(socket: &Path, answers: Vec<&'static str>) -> std::thread::JoinHandle<()> {
+        let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            writeln!(writer, r#"{{"QMP": {{"version": {{}}, "capabilities": []}}}}"#).unwrap();
+            for answer in std::iter::once(r#"{"return": {}}"#).chain(answers) {
+                let mut command = String::new();
+                if reader.read_line(&mut command).unwrap() == 0 {
+                    return;
+                }
+                writeln!(writer, "{answer}").unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn qmp_skips_events_and_reports_errors_and_a_closed_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("qmp.sock");
+        let server = fake_qemu(
+            &socket,
+            vec![
+                "{\"event\": \"STOP\"}\n{\"return\": {\"status\": \"paused\"}}",
+                r#"{"error": {"class": "GenericError", "desc": "no migration"}}"#,
+            ],
+        );
+        let mut qmp = Qmp::connect(&socket, Duration::from_secs(5)).unwrap();
+        assert_eq!(qmp.status().unwrap(), "paused");
+        let err = qmp.execute("migrate", json!({})).unwrap_err().to_string();
+        assert_eq!(err, "QMP migrate: no migration");
+        server.join().unwrap();
+        let err = qmp.status().unwrap_err().to_string();
+        assert!(err.contains("closed") || err.contains("reset") || err.contains("pipe"), "{err}");
+    }
+
+    #[test]
+    fn qmp_sockets_are_unique_per_call() {
+        assert_ne!(qmp_socket(), qmp_socket());
     }
 
     #[test]
