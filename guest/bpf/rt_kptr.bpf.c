@@ -17,7 +17,7 @@
 #include <bpf/bpf_helpers.h>
 #include "kfuncs.h"
 
-#define RT_WD_LOOPS (8 * 1024 * 1024)
+#define RT_WD_LOOPS (1 << 20)
 
 struct rt_stash {
 	struct task_struct __kptr *task;

@@ -3,7 +3,7 @@
  * Programs that run long while holding references, for the
  * runtime-tracking variant's watchdog (kernel.bpf_watchdog_budget_ns).
  *
- * Each one returns the number of loop iterations it ran: RT_WD_LOOPS when
+ * Each one returns the number of loop iterations it ran: RT_WD_LOOPS (2^20) when
  * nothing stopped it. A cancelled run ends with -ECANCELED from
  * BPF_PROG_TEST_RUN; the references must be back to where they were (the
  * scenario's task_refs and cpumasks checks).
@@ -12,7 +12,7 @@
  *               loop of RT_WD_LOOPS iterations;
  *   rt_wd_loop: the same held across bpf_loop(RT_WD_LOOPS, ...);
  *   rt_wd_may_goto: the same held across a may_goto loop (can_loop), which
- *               ends after RT_WD_LOOPS iterations too;
+ *               ends after may_goto's own 8M iterations (returns 8388608);
  *   rt_wd_acq:  a bpf_iter_num loop that takes and drops pid 1 in each
  *               iteration while holding pid 2 (after a cancellation the
  *               acquisition returns NULL: bpf_ref_acquire ... refused);
@@ -34,8 +34,8 @@
 #include <bpf/bpf_helpers.h>
 #include "kfuncs.h"
 
-/* BPF_MAX_LOOPS: the most bpf_loop() and bpf_iter_num allow */
-#define RT_WD_LOOPS (8 * 1024 * 1024)
+/* 2^20: about 17M guest instructions, against a budget of 1M */
+#define RT_WD_LOOPS (1 << 20)
 
 struct rt_wd_obj {
 	__u64 value;

@@ -15,7 +15,7 @@
 #include <bpf/bpf_helpers.h>
 #include "kfuncs.h"
 
-#define STOP_LOOPS (8 * 1024 * 1024)
+#define STOP_LOOPS (1 << 20)
 #define COUNT_TRUNCATED 2
 
 struct {
@@ -44,10 +44,10 @@ int side_effect_after_loop(void *ctx)
 	bpf_iter_num_destroy(&it);
 
 	/*
-	 * 1 when n reached STOP_LOOPS (2^23), else 2; without a branch on n, which would make the
+	 * 1 when n reached STOP_LOOPS (2^20), else 2; without a branch on n, which would make the
 	 * verifier track n precisely and walk all 8M iterations
 	 */
-	*result = COUNT_TRUNCATED - ((__u32)n >> 23);
+	*result = COUNT_TRUNCATED - ((__u32)n >> 20);
 	return previous;
 }
 

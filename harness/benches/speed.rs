@@ -10,7 +10,7 @@
 //! `cargo bench -p harness --bench speed`; these are benchmarks, not tests: nothing fails on a
 //! figure.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,7 +44,8 @@ fn simple(results: &Path, args: &[&str]) -> (Duration, Duration) {
 fn speed(c: &mut Criterion) {
     let results = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("edit-to-numbers");
-    group.sample_size(10).measurement_time(Duration::from_secs(30));
+    // Flat: ten runs of each, not criterion's 1+2+...+10 (each run takes seconds).
+    group.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(30));
     for (name, args) in [("restored", &["--accel", "tcg"][..]), ("booted", &["--accel", "tcg", "--cold-boot"][..])] {
         let only = [args, &["--only", "baseline"]].concat();
         group.bench_function(format!("boot to runner, {name}"), |b| {

@@ -9,7 +9,7 @@ use support::{program, run_clean, variant};
 mod support;
 
 const ECANCELED: i32 = 125;
-const LOOPS: u32 = 8 * 1024 * 1024;
+const LOOPS: u32 = 1 << 20;
 
 fn run(scenario: &str, results: &std::path::Path) -> RunResult {
     run_clean(scenario, &["baseline", "runtime-tracking"], results)
