@@ -43,15 +43,7 @@ extern void bpf_rcu_read_unlock(void) __ksym;
 SEC("syscall")
 int tasks_refs1(void *ctx)
 {
-	struct task_struct *t;
-	int n;
-
-	t = bpf_task_from_pid(1);
-	if (!t)
-		return -1;
-	n = spin();
-	bpf_task_release(t);
-	return n;
+	return task_across_spin();
 }
 
 SEC("syscall")
@@ -121,15 +113,7 @@ int obj_holding_task(void *ctx)
 
 static __noinline int hold_and_spin(void)
 {
-	struct task_struct *t;
-	int n;
-
-	t = bpf_task_from_pid(1);
-	if (!t)
-		return -1;
-	n = spin();
-	bpf_task_release(t);
-	return n;
+	return task_across_spin();
 }
 
 static __noinline int hold_and_call(void)

@@ -20,6 +20,20 @@ static __always_inline int spin(void)
 	return n;
 }
 
+/* pid 1's task held across spin(): the iteration count, or -1 without the task */
+static __always_inline int task_across_spin(void)
+{
+	struct task_struct *t;
+	int n;
+
+	t = bpf_task_from_pid(1);
+	if (!t)
+		return -1;
+	n = spin();
+	bpf_task_release(t);
+	return n;
+}
+
 struct stash {
 	struct task_struct __kptr *task;
 };

@@ -18,15 +18,7 @@
 SEC("tc")
 int tail_call_target(struct __sk_buff *skb)
 {
-	struct task_struct *t;
-	int n;
-
-	t = bpf_task_from_pid(1);
-	if (!t)
-		return -1;
-	n = spin();
-	bpf_task_release(t);
-	return n;
+	return task_across_spin();
 }
 
 
