@@ -43,7 +43,7 @@ extern void bpf_rcu_read_unlock(void) __ksym;
 SEC("syscall")
 int tasks_refs1(void *ctx)
 {
-	return task_across_spin();
+	return task_around(spin);
 }
 
 SEC("syscall")
@@ -113,48 +113,24 @@ int obj_holding_task(void *ctx)
 
 static __noinline int hold_and_spin(void)
 {
-	return task_across_spin();
+	return task_around(spin);
 }
 
 static __noinline int hold_and_call(void)
 {
-	struct task_struct *t;
-	int n;
-
-	t = bpf_task_from_pid(1);
-	if (!t)
-		return -1;
-	n = hold_and_spin();
-	bpf_task_release(t);
-	return n;
+	return task_around(hold_and_spin);
 }
 
 SEC("syscall")
 int frames2(void *ctx)
 {
-	struct task_struct *t;
-	int n;
-
-	t = bpf_task_from_pid(1);
-	if (!t)
-		return -1;
-	n = hold_and_spin();
-	bpf_task_release(t);
-	return n;
+	return task_around(hold_and_spin);
 }
 
 SEC("syscall")
 int frames3(void *ctx)
 {
-	struct task_struct *t;
-	int n;
-
-	t = bpf_task_from_pid(1);
-	if (!t)
-		return -1;
-	n = hold_and_call();
-	bpf_task_release(t);
-	return n;
+	return task_around(hold_and_call);
 }
 
 struct loop_ctx {

@@ -20,8 +20,11 @@ static __always_inline int spin(void)
 	return n;
 }
 
-/* pid 1's task held across spin(): the iteration count, or -1 without the task */
-static __always_inline int task_across_spin(void)
+/*
+ * pid 1's task held across inner(), inlined with it (so the task lives in the caller's frame):
+ * what inner() returns, or -1 without the task
+ */
+static __always_inline int task_around(int (*inner)(void))
 {
 	struct task_struct *t;
 	int n;
@@ -29,7 +32,7 @@ static __always_inline int task_across_spin(void)
 	t = bpf_task_from_pid(1);
 	if (!t)
 		return -1;
-	n = spin();
+	n = inner();
 	bpf_task_release(t);
 	return n;
 }

@@ -18,7 +18,7 @@
 SEC("tc")
 int tail_call_target(struct __sk_buff *skb)
 {
-	return task_across_spin();
+	return task_around(spin);
 }
 
 
