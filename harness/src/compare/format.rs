@@ -3,7 +3,7 @@
 //! JSON (every metric of the new run, for trend dashboards).
 
 use super::{Comparison, MetricChange, ScenarioComparison, Status};
-use crate::report::cells::{exact_delta, num, render_rows, xml_escape};
+use crate::report::cells::{exact_delta, md_escape, num, render_rows, xml_escape};
 use crate::results::metrics;
 use crate::scenario::metric::{self, RUN};
 use crate::verdict::outcome::Outcome;
@@ -257,10 +257,6 @@ fn terminal(c: &Comparison) -> String {
     }
     out.push_str(if c.failed() { "compare: FAIL\n" } else { "compare: PASS\n" });
     out
-}
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 fn markdown(c: &Comparison) -> String {

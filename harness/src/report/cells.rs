@@ -109,6 +109,11 @@ pub fn xml_escape(s: &str) -> String {
     out
 }
 
+/// Text for a Markdown table cell: a `|` would end the cell, a newline the row.
+pub fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

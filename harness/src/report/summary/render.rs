@@ -3,7 +3,7 @@
 //! row's cells share one, else after the cell.
 
 use super::model::{RunInfo, Summary};
-use crate::report::cells::{render_rows, xml_escape};
+use crate::report::cells::{md_escape, render_rows, xml_escape};
 
 /// The table every format lays out.
 struct Grid<'a> {
@@ -96,10 +96,6 @@ fn runs_list(runs: &[RunInfo], show: impl Fn(&RunInfo) -> String) -> String {
         true => "no stored run of stop, overhead, throw or upstream".into(),
         false => runs.iter().map(show).collect::<Vec<_>>().join("; "),
     }
-}
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 pub fn markdown(s: &Summary) -> String {
