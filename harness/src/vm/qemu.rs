@@ -306,8 +306,7 @@ const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
 fn read_console_until(stdout: std::process::ChildStdout, marker: &str, timeout: Duration) -> anyhow::Result<String> {
     let (lines, receive) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-            let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+        for line in console_lines(stdout) {
             if lines.send(line).is_err() {
                 break;
             }
@@ -339,6 +338,14 @@ fn read_console_until(stdout: std::process::ChildStdout, marker: &str, timeout: 
             }
         }
     }
+}
+
+/// QEMU's console output, line by line, without the serial line's carriage returns.
+fn console_lines(stdout: std::process::ChildStdout) -> impl Iterator<Item = String> {
+    BufReader::new(stdout)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .map(|line| String::from_utf8_lossy(&line).trim_end_matches('\r').to_string())
 }
 
 fn stderr_reader(stderr: std::process::ChildStderr) -> std::thread::JoinHandle<String> {
@@ -393,8 +400,7 @@ fn run(spec: &BootSpec, saved: Option<&SavedBoot>, note: Option<String>) -> anyh
     let console_writer = {
         let console = Arc::clone(&console);
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-                let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+            for line in console_lines(stdout) {
                 let _ = writeln!(file, "{line}");
                 console.lock().expect("console lock").push_str(&(line + "\n"));
             }
@@ -489,9 +495,15 @@ fn resume(socket: &Path, mut console_input: std::process::ChildStdin) -> anyhow:
 }
 
 /// QEMU's version line, for provenance.
+/// Asked of QEMU once per process: every saved boot's key and every run's provenance use it.
 pub fn qemu_version() -> String {
-    let version = xshell::Shell::new().ok().and_then(|sh| xshell::cmd!(sh, "{QEMU} --version").read().ok());
-    version.and_then(|v| v.lines().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let version = xshell::Shell::new().ok().and_then(|sh| xshell::cmd!(sh, "{QEMU} --version").read().ok());
+            version.and_then(|v| v.lines().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
+        })
+        .clone()
 }
 
 #[cfg(test)]
