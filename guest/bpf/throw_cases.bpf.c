@@ -253,8 +253,8 @@ int throw_null_or_scalar(struct __sk_buff *skb)
 	return 0;
 }
 
-/* (g') What cannot be released on an exception is still rejected: an open-coded iterator is
- * an acquired reference without a cleanup destructor in this variant.
+/* (g') An open-coded iterator is released through its _destroy kfunc, its type's cleanup
+ * destructor in the exception-unwind variant; 6.12 rejects the throw.
  */
 SEC("tc")
 int throw_with_iter(struct __sk_buff *skb)
@@ -267,6 +267,45 @@ int throw_with_iter(struct __sk_buff *skb)
 	if (v && skb->len > 10)
 		bpf_throw(0x7);
 	bpf_iter_num_destroy(&it);
+	return 0;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} throw_records SEC(".maps");
+
+/* (g''') A ring buffer record reserved as a dynptr is discarded in the exception-unwind variant;
+ * 6.12 rejects the throw.
+ */
+SEC("tc")
+int throw_with_dynptr(struct __sk_buff *skb)
+{
+	struct bpf_dynptr record;
+
+	bpf_ringbuf_reserve_dynptr(&throw_records, 64, 0, &record);
+	if (skb->len > 10)
+		bpf_throw(0x8);
+	bpf_ringbuf_discard_dynptr(&record, 0);
+	return 0;
+}
+
+/* (g'''') What cannot be released on an exception is still rejected: a socket reference has no
+ * cleanup destructor.
+ */
+SEC("tc")
+int throw_with_socket(struct __sk_buff *skb)
+{
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *sk;
+
+	/* -1: BPF_F_CURRENT_NETNS, a uapi #define that vmlinux.h lacks */
+	sk = bpf_sk_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), -1, 0);
+	if (!sk)
+		return 0;
+	if (skb->len > 10)
+		bpf_throw(0x9);
+	bpf_sk_release(sk);
 	return 0;
 }
 

@@ -82,3 +82,37 @@ fn every_program_is_stopped_where_a_watchdog_exists_and_runs_to_its_end_elsewher
     println!("{markdown}");
     assert!(markdown.contains("| programs stopped |"), "{markdown}");
 }
+
+/// The exception-unwind series under the same contract: a stop unwinds the program where it
+/// stands, so a stopped program never reaches the code after its loop, and the programs it
+/// cannot unwind (a bpf_loop() callback, a loop in an RCU read section) run to their end with
+/// their own result instead of ECANCELED.
+#[test]
+fn exception_unwind_unwinds_every_program_it_can_describe_and_lets_the_others_finish() {
+    let results = tempfile::tempdir().unwrap();
+    let run = run_clean("stop.yaml", &["exception-unwind"], results.path());
+    let unwind = variant(&run, "exception-unwind");
+    let not_stoppable = ["bpf_loop_held", "rcu_section"];
+
+    for p in stop_programs(unwind) {
+        let stop = p.stop.as_ref().unwrap_or_else(|| panic!("{}: no stop result", p.id));
+        if let Some(refs) = p.task_refs {
+            assert_eq!(refs.after, refs.before, "{} leaked task references", p.id);
+        }
+        if not_stoppable.contains(&p.id.as_str()) {
+            assert!(stop.not_stoppable.is_some(), "{}", p.id);
+            assert_eq!(p.run_errno, None, "{}: not unwound, so not cancelled", p.id);
+            continue;
+        }
+        assert_eq!(stop.not_stoppable, None, "{}", p.id);
+        assert_eq!(p.run_errno, Some(ECANCELED), "{} was not stopped", p.id);
+        let mut latency = stop.latency.clone();
+        latency.sort();
+        assert!(latency[1] > 0 && latency[1] < BUDGET_NS / 10, "{}: {latency:?}", p.id);
+    }
+    // Stopped where it stood: nothing after the loop ran, so nothing was written.
+    let side = unwind.program("side_effect_after_loop").and_then(|p| p.retval);
+    assert_eq!(side, Some(0));
+    let masks = unwind.program("cpumask_held").and_then(|p| p.cpumasks).expect("cpumasks counted");
+    assert!(masks.acquired > 0 && masks.acquired == masks.released, "{masks:?}");
+}
