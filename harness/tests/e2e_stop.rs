@@ -3,7 +3,8 @@
 //! (a watchdog: every program stopped), under TCG in icount mode. Asserts that every program is
 //! stopped within the budget with nothing leaked, that the stop latency is measured for every
 //! stopped run, that a kernel without the watchdog is reported as unable to stop them, and that
-//! `summary` puts all of it into its table.
+//! `summary` puts all of it into its table; and the same contract on the exception-unwind series,
+//! which unwinds a stopped program where it stands.
 
 use harness::report::summary::{self, Format};
 use harness::results::schema::{ProgramResult, VariantResult};
@@ -115,4 +116,10 @@ fn exception_unwind_unwinds_every_program_it_can_describe_and_lets_the_others_fi
     assert_eq!(side, Some(0));
     let masks = unwind.program("cpumask_held").and_then(|p| p.cpumasks).expect("cpumasks counted");
     assert!(masks.acquired > 0 && masks.acquired == masks.released, "{masks:?}");
+
+    // The watchdog scenario's expectations (every program but the bpf_loop() one stopped) and
+    // the series' own selftest programs, all checked by run_clean.
+    for scenario in ["watchdog.yaml", "exception-unwind-selftests.yaml"] {
+        run_clean(scenario, &["exception-unwind"], results.path());
+    }
 }
