@@ -144,4 +144,29 @@ int throw_global_calls_global(struct __sk_buff *skb)
 	return ret;
 }
 
+/* A global subprog that writes the packet directly, then throws. */
+__noinline int write_then_throw(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (data + 1 > data_end)
+		return 1;
+	*(__u8 *)data = 0xaa;
+	if (skb->len > 10)
+		bpf_throw(0x28);
+	return 0;
+}
+
+/* Instruction 0 may throw (the call above), and the program writes the packet, so the verifier
+ * puts the unclone prologue (a bpf_skb_pull_data() call) in front of instruction 0: the throw
+ * site's descriptor must stay on the global call, not move to the prologue's helper call (the
+ * unwinder then finds no descriptor for the main frame and warns).
+ */
+SEC("tc")
+int throw_at_insn0(struct __sk_buff *skb)
+{
+	return write_then_throw(skb);
+}
+
 char LICENSE[] SEC("license") = "GPL";
