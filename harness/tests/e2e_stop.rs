@@ -85,15 +85,15 @@ fn every_program_is_stopped_where_a_watchdog_exists_and_runs_to_its_end_elsewher
 }
 
 /// The exception-unwind series under the same contract: a stop unwinds the program where it
-/// stands, so a stopped program never reaches the code after its loop, and the programs it
-/// cannot unwind (a bpf_loop() callback, a loop in an RCU read section) run to their end with
-/// their own result instead of ECANCELED.
+/// stands (inlined bpf_loop() callbacks included), so a stopped program never reaches the code
+/// after its loop, and the program it cannot unwind (a loop in an RCU read section) runs to its
+/// end with its own result instead of ECANCELED.
 #[test]
 fn exception_unwind_unwinds_every_program_it_can_describe_and_lets_the_others_finish() {
     let results = tempfile::tempdir().unwrap();
     let run = run_clean("stop.yaml", &["exception-unwind"], results.path());
     let unwind = variant(&run, "exception-unwind");
-    let not_stoppable = ["bpf_loop_held", "rcu_section"];
+    let not_stoppable = ["rcu_section"];
 
     for p in stop_programs(unwind) {
         let stop = p.stop.as_ref().unwrap_or_else(|| panic!("{}: no stop result", p.id));
@@ -117,8 +117,8 @@ fn exception_unwind_unwinds_every_program_it_can_describe_and_lets_the_others_fi
     let masks = unwind.program("cpumask_held").and_then(|p| p.cpumasks).expect("cpumasks counted");
     assert!(masks.acquired > 0 && masks.acquired == masks.released, "{masks:?}");
 
-    // The watchdog scenario's expectations (every program but the bpf_loop() one stopped) and
-    // the series' own selftest programs, all checked by run_clean.
+    // The watchdog scenario's expectations (every program stopped) and the series' own selftest
+    // programs, all checked by run_clean.
     for scenario in ["watchdog.yaml", "exception-unwind-selftests.yaml"] {
         run_clean(scenario, &["exception-unwind"], results.path());
     }
