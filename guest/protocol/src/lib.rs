@@ -18,6 +18,10 @@ pub const RESULTS_DEVICE: &str = "/dev/ttyS1";
 /// [`Measure::count_task_refs`]).
 pub const PROBES_OBJECT: &str = "probes.bpf.o";
 pub const TASK_REFS_PROBE: &str = "task_rcu_users";
+/// The object the runner attaches around an extra, untimed load of each program to measure the
+/// verifier's peak memory ([`LoadInfo::verifier_peak_bytes`]; guest/bpf/verifier_mem.bpf.c).
+/// Every plan's image carries it.
+pub const VERIFIER_MEM_OBJECT: &str = "verifier_mem.bpf.o";
 /// The version of this contract, which the runner reports in [`Record::Hello`]: the host checks
 /// it, so a runner built from another checkout is noticed instead of misread.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -160,7 +164,8 @@ pub struct Measure {
     /// (counting programs are attached only then, so they add nothing to the samples).
     #[serde(default)]
     pub count_cpumasks: bool,
-    /// sysctls (`kernel.foo` names) set after loading and before running, restored afterwards.
+    /// sysctls (`kernel.foo` names) set before loading (some change what the verifier or the JIT
+    /// do: `net.core.bpf_jit_harden`) and restored after the runs.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
     /// tracefs event groups or events (`bpf_ref`, `bpf_ref/bpf_ref_acquire`) to record during one
@@ -217,6 +222,11 @@ pub struct LoadInfo {
     pub peak_states: Option<u32>,
     #[serde(default)]
     pub max_states_per_insn: Option<u32>,
+    /// The most memory the kernel held at once while loading the program (slab objects and
+    /// vmalloc areas allocated inside `BPF_PROG_LOAD`: the verifier and the JIT, traced in an extra load with
+    /// [`VERIFIER_MEM_OBJECT`]): veristat's `mem_peak`. None where it could not be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier_peak_bytes: Option<u64>,
     /// The variant's own `bpf_prog_info` fields ([`Plan::info_fields`]), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, u64>,
@@ -360,6 +370,20 @@ mod tests {
         ];
         let text: String = records.iter().map(|r| r.encode() + "\r\n").collect();
         assert_eq!(decode_stream(&text).unwrap(), records);
+    }
+
+    #[test]
+    fn load_info_without_a_verifier_peak_still_parses_and_a_peak_round_trips() {
+        // A record from a runner older than the measurement.
+        let old = r#"{"verified_insns":10,"xlated_len":72,"jited_len":57,"verification_time_us":191,
+                      "total_states":1,"peak_states":1,"max_states_per_insn":0}"#;
+        let info: LoadInfo = serde_json::from_str(old).unwrap();
+        assert_eq!((info.verified_insns, info.verifier_peak_bytes), (10, None));
+        assert!(!serde_json::to_string(&info).unwrap().contains("verifier_peak_bytes"), "None is left out");
+        let measured = LoadInfo { verifier_peak_bytes: Some(73_728), ..info };
+        let text = serde_json::to_string(&measured).unwrap();
+        assert!(text.contains(r#""verifier_peak_bytes":73728"#), "{text}");
+        assert_eq!(serde_json::from_str::<LoadInfo>(&text).unwrap(), measured);
     }
 
     #[test]

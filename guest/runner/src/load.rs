@@ -23,7 +23,7 @@ pub const MAX_LOG_BYTES: usize = 512 * 1024;
 const LOG_BEGIN: &str = "-- BEGIN PROG LOAD LOG --\n";
 const LOG_END: &str = "-- END PROG LOAD LOG --";
 /// libbpf's warning when the kernel's BPF_PROG_LOAD failed (as opposed to libbpf's own steps).
-const LOAD_FAILED: &str = "BPF program load failed";
+pub(crate) const LOAD_FAILED: &str = "BPF program load failed";
 
 /// Everything libbpf printed (warnings and info) since the last [`take_libbpf_output`].
 static LIBBPF_OUTPUT: Mutex<String> = Mutex::new(String::new());
@@ -32,7 +32,7 @@ fn capture(_level: PrintLevel, msg: String) {
     LIBBPF_OUTPUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push_str(&msg);
 }
 
-fn take_libbpf_output() -> String {
+pub(crate) fn take_libbpf_output() -> String {
     std::mem::take(&mut *LIBBPF_OUTPUT.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
@@ -186,7 +186,7 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
 
 /// `log_level` bits of BPF_PROG_LOAD.
 const BPF_LOG_LEVEL1: u32 = 1;
-const BPF_LOG_STATS: u32 = 4;
+pub(crate) const BPF_LOG_STATS: u32 = 4;
 
 /// Why a failed load of a selftest program says nothing about the verifier: the kernel lacks the
 /// program type (libbpf's feature probe), the attach target (a module's function, say), or a
@@ -205,7 +205,7 @@ fn unloadable_here(prog_type: ProgramType, output: &str) -> Option<String> {
 /// Opens the object, keeps only `target.program` loadable and loads it with `log_level`.
 /// Returns the object (loaded when rc >= 0), libbpf's return code, what libbpf printed and the
 /// program's type.
-fn open_and_load(target: Target<'_>, log_level: u32) -> Result<(OpenObject, i32, String, ProgramType)> {
+pub(crate) fn open_and_load(target: Target<'_>, log_level: u32) -> Result<(OpenObject, i32, String, ProgramType)> {
     let path = Path::new(BPF_DIR).join(target.object);
     let _ = take_libbpf_output();
     let mut open = ObjectBuilder::default()
@@ -324,7 +324,7 @@ fn verifier_log(output: &str) -> Option<&str> {
 }
 
 /// At most `max` bytes of `text`, from its end, marked when cut.
-fn keep_tail(text: &str, max: usize) -> String {
+pub(crate) fn keep_tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

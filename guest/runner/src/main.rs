@@ -10,6 +10,7 @@ mod knobs;
 mod load;
 mod probe;
 mod run;
+mod verifier_mem;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -79,9 +80,12 @@ fn init() -> bool {
     if plan.probe_only {
         return true;
     }
+    // Before any program is measured: the tracer is attached only for this pass.
+    let peaks = panic::catch_unwind(|| verifier_mem::measure(&plan.programs)).unwrap_or_default();
     for program in &plan.programs {
         set_current(Some(&program.id));
-        let result = panic::catch_unwind(AssertUnwindSafe(|| handle_program(program, &plan.info_fields)));
+        let peak = peaks.get(&program.id);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| handle_program(program, &plan.info_fields, peak)));
         set_current(None);
         match result {
             Ok(Ok(())) => {}
@@ -114,8 +118,19 @@ fn read_plan() -> Result<Plan> {
     serde_json::from_str(&text).with_context(|| format!("parsing {PLAN_PATH}"))
 }
 
-/// Load, report the verdict, run if asked, report the runs.
-fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
+/// Load, report the verdict (with the verifier's peak memory `peak`, measured beforehand), run if
+/// asked, report the runs.
+fn handle_program(
+    plan: &ProgramPlan,
+    info_fields: &[InfoField],
+    peak: Option<&Result<verifier_mem::Peak, String>>,
+) -> Result<()> {
+    // A scenario's sysctls hold from the load on: some change what the verifier or the JIT do
+    // (net.core.bpf_jit_harden).
+    let sysctls = match &plan.action {
+        Action::Measure(measure) => Some(knobs::Sysctls::apply(&measure.sysctls)?),
+        Action::Load | Action::TestLoaderRun => None,
+    };
     let loaded = match load::load(plan.into(), info_fields)? {
         load::Outcome::Rejected { errno, log } => {
             let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
@@ -130,12 +145,22 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
         }
         load::Outcome::Accepted(loaded) => loaded,
     };
-    let info = &loaded.info;
+    let mut info = loaded.info.clone();
+    if let Some(peak) = peak {
+        info.verifier_peak_bytes = peak.as_ref().ok().map(|p| p.bytes);
+        if let Some(remark) = verifier_mem::remark(&plan.id, peak) {
+            say(&remark);
+        }
+    }
     say(&format!(
-        "{}: accepted: {} insns verified, xlated {} B, jited {} B",
-        plan.id, info.verified_insns, info.xlated_len, info.jited_len
+        "{}: accepted: {} insns verified, xlated {} B, jited {} B{}",
+        plan.id,
+        info.verified_insns,
+        info.xlated_len,
+        info.jited_len,
+        info.verifier_peak_bytes.map_or(String::new(), |b| format!(", verifier peak {b} B"))
     ));
-    io::send(&Record::Loaded { id: plan.id.clone(), verdict: Verdict::Accepted, info: Some(info.clone()) });
+    io::send(&Record::Loaded { id: plan.id.clone(), verdict: Verdict::Accepted, info: Some(info) });
     let measure = match &plan.action {
         Action::Load => return Ok(()),
         Action::TestLoaderRun => {
@@ -149,7 +174,6 @@ fn handle_program(plan: &ProgramPlan, info_fields: &[InfoField]) -> Result<()> {
 
     let task_refs = measure.count_task_refs.then(probe::TaskRefs::load).transpose()?;
     let refs_before = task_refs.as_ref().map(probe::TaskRefs::read).transpose()?;
-    let sysctls = knobs::Sysctls::apply(&measure.sysctls)?;
     let watchdog = measure.stop_budget_ns.map(knobs::Watchdog::arm).transpose()?;
     let mut runs = run::measure(loaded.fd(), plan.prog_type, measure)?;
     runs.watchdog = watchdog.as_ref().map(knobs::Watchdog::present);

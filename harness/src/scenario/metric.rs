@@ -24,7 +24,7 @@ impl LoadMetric {
 }
 
 /// Load-time metrics, veristat's columns, in display order.
-pub const LOAD: [LoadMetric; 7] = [
+pub const LOAD: [LoadMetric; 8] = [
     LoadMetric {
         key: "verified_insns",
         label: "insns processed",
@@ -44,6 +44,14 @@ pub const LOAD: [LoadMetric; 7] = [
         label: "verif time (us)",
         unit: "us",
         read: |i| i.verification_time_us.map(|t| t as f64),
+    },
+    // veristat's mem_peak (which it shows in MiB): the runner traces the verifier's slab and
+    // vmalloc allocations in an extra load (guest/bpf/verifier_mem.bpf.c).
+    LoadMetric {
+        key: "verifier_peak_bytes",
+        label: "verifier peak memory (B)",
+        unit: "bytes",
+        read: |i| i.verifier_peak_bytes.map(|b| b as f64),
     },
     LoadMetric { key: "xlated_len", label: "xlated B", unit: "bytes", read: |i| Some(f64::from(i.xlated_len)) },
     LoadMetric { key: "jited_len", label: "jited B", unit: "bytes", read: |i| Some(f64::from(i.jited_len)) },
@@ -98,9 +106,10 @@ mod tests {
             peak_states: Some(3),
             max_states_per_insn: Some(4),
             verification_time_us: Some(5),
-            xlated_len: 6,
-            jited_len: 7,
-            extra: [("exc_desc_cnt".to_string(), 8)].into(),
+            verifier_peak_bytes: Some(6),
+            xlated_len: 7,
+            jited_len: 8,
+            extra: [("exc_desc_cnt".to_string(), 9)].into(),
         };
         let values = load_values(&info);
         let keys: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
@@ -112,14 +121,20 @@ mod tests {
                 "peak_states",
                 "max_states_per_insn",
                 "verification_time_us",
+                "verifier_peak_bytes",
                 "xlated_len",
                 "jited_len",
                 "prog_info.exc_desc_cnt"
             ]
         );
         let numbers: Vec<f64> = values.iter().map(|(_, v)| *v).collect();
-        assert_eq!(numbers, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(numbers, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
         assert_eq!(unit("xlated_len", "insns"), "bytes");
+        assert_eq!(unit("verifier_peak_bytes", "insns"), "bytes");
+        assert!(is_known("verifier_peak_bytes"), "a threshold may name it");
+        // Not measured (an older run, a kernel the tracer cannot attach to): no value at all.
+        let unmeasured = LoadInfo { verifier_peak_bytes: None, ..info };
+        assert!(load_values(&unmeasured).iter().all(|(k, _)| k != "verifier_peak_bytes"));
         assert_eq!(unit(RUN, "insns"), "insns");
         assert_eq!(unit("prog_info.exc_desc_cnt", "ns"), "count");
     }

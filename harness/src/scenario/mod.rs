@@ -90,7 +90,7 @@ pub struct ProgramSpec {
     /// Count cpumask references during the warm-up run (`checks: [cpumasks]`).
     pub count_cpumasks: bool,
     pub expect: Expectation,
-    /// sysctls set around the runs (names like `kernel.bpf_stats_enabled`).
+    /// sysctls set from the load to the end of the runs (names like `kernel.bpf_stats_enabled`).
     pub sysctls: BTreeMap<String, String>,
     /// sysctls for the named variants only (a patched kernel's own knobs), over `sysctls`.
     pub sysctls_on: BTreeMap<String, BTreeMap<String, String>>,

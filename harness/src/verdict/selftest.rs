@@ -108,7 +108,7 @@ pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) 
         prog_type: case.prog_type,
         fixed_overhead_reference: false,
         verdict: o.verdict.clone(),
-        load_info: None,
+        load_info: o.load_info.clone(),
         retval: o.ran.as_ref().map(|r| r.retval),
         timing: None,
         repeat: None,

@@ -8,7 +8,7 @@ use crate::scenario::{Expectation, ProgramSpec, Scenario};
 use crate::selftests::annotations::{object_name, Case};
 use crate::verdict::observed::ObservedProgram;
 use crate::verdict::{scenario, selftest};
-use bpfh_protocol::{Action, Measure, ProgType, ProgramPlan, PROBES_OBJECT};
+use bpfh_protocol::{Action, Measure, ProgType, ProgramPlan, PROBES_OBJECT, VERIFIER_MEM_OBJECT};
 
 /// The program part of the id of a selftest file that did not compile (`<stem>/(compile)`).
 pub const UNCOMPILED: &str = "(compile)";
@@ -163,9 +163,10 @@ pub fn of_selftests(cases: Vec<Case>, differences: &[Difference]) -> Vec<Subject
 }
 
 /// The `guest/bpf` objects the subjects need (`<name>` of `<name>.bpf.c`), the probes included
-/// when a program counts references.
+/// when a program counts references, and always the verifier's memory tracer (the runner
+/// measures every program's verifier peak memory with it, upstream selftests included).
 pub fn bpf_objects(subjects: &[Subject]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+    let mut names: Vec<String> = vec![VERIFIER_MEM_OBJECT.trim_end_matches(".bpf.o").to_string()];
     for subject in subjects {
         if let Subject::Program(p) | Subject::FixedCost(p) = subject {
             names.push(p.object.clone());
@@ -221,6 +222,9 @@ mod tests {
             assert!(plan.object.ends_with(".bpf.o"));
             assert!(matches!(plan.action, Action::Measure(_)), "{plan:?}");
         }
-        assert!(bpf_objects(&subjects).windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        let objects = bpf_objects(&subjects);
+        assert!(objects.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        assert!(objects.iter().any(|o| o == "verifier_mem"), "every image carries the memory tracer: {objects:?}");
+        assert_eq!(bpf_objects(&[]), ["verifier_mem"], "upstream-only scenarios too");
     }
 }

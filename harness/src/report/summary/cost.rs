@@ -184,8 +184,9 @@ fn stopped_sizes<'a>(v: &'a VariantResult, series: &str) -> Vec<(u32, &'a str, f
 }
 
 /// Why the verifier's peak memory is `not measured`.
-const PEAK_MEMORY: &str = "Linux 6.12 reports no verifier memory use, neither in bpf_prog_info nor in the \
-                           verifier log; veristat measures it as a memory cgroup's peak, the harness does not yet";
+const PEAK_MEMORY: &str = "no verifier peak memory figure: a run by a runner older than the measurement, or a kernel \
+                           the runner's tracer (guest/bpf/verifier_mem.bpf.c) cannot attach to (the guest console \
+                           says why)";
 
 pub fn load_time(runs: &Runs) -> Vec<Row> {
     let run = runs.run(STOP);
@@ -195,17 +196,39 @@ pub fn load_time(runs: &Runs) -> Vec<Row> {
         let cells = runs.cells(run, &source, |v| load_sum(v, &common, field, &source));
         Row::new(Group::LoadTimeCost, label, deltas_if(exact, cells))
     };
-    let not_measured = |v: &VariantResult| Cell::text(&v.name, "not measured", STOP).noted(PEAK_MEMORY.into());
     vec![
         row("verified_insns", true, |i| Some(f64::from(i.verified_insns))),
         row("total_states", true, |i| i.total_states.map(f64::from)),
         row("verification_time_us (guest clock)", counts_instructions(run), |i| {
             i.verification_time_us.map(|t| t as f64)
         }),
-        Row::new(Group::LoadTimeCost, "verifier peak memory", runs.cells(run, STOP, not_measured)),
+        peak_memory_row(runs, run, &common),
         row("descriptor / table bytes (exc_desc_bytes)", true, |i| i.extra.get("exc_desc_bytes").map(|&b| b as f64)),
         row("jited_len (bytes)", true, |i| Some(f64::from(i.jited_len))),
     ]
+}
+
+fn peak_bytes(v: &VariantResult, id: &str) -> Option<u64> {
+    v.program(id)?.load_info.as_ref()?.verifier_peak_bytes
+}
+
+/// The verifier's peak memory (veristat's `mem_peak`) of the one `common` program that needed
+/// the most on any variant, on every variant: a peak does not add up over programs, and one
+/// program on every variant compares designs.
+fn peak_memory_row(runs: &Runs, run: Option<&RunResult>, common: &[&str]) -> Row {
+    let label = "verifier peak memory, most of any program (bytes)";
+    let most = |id: &&str| run.into_iter().flat_map(|r| &r.variants).filter_map(|v| peak_bytes(v, id)).max();
+    let largest = common.iter().filter_map(|id| Some((most(id)?, *id))).max_by_key(|&(bytes, _)| bytes);
+    let Some((_, id)) = largest else {
+        let not_measured = |v: &VariantResult| Cell::text(&v.name, "not measured", STOP).noted(PEAK_MEMORY.into());
+        return Row::new(Group::LoadTimeCost, label, runs.cells(run, STOP, not_measured));
+    };
+    let source = at(STOP, id);
+    let cell = |v: &VariantResult| match peak_bytes(v, id) {
+        Some(bytes) => Cell::number(&v.name, bytes as f64, &source),
+        None => Cell::text(&v.name, "not measured", &source).noted(PEAK_MEMORY.into()),
+    };
+    Row::new(Group::LoadTimeCost, label, deltas_if(true, runs.cells(run, &source, cell)))
 }
 
 /// The stop programs every variant of the run accepted: a sum over programs another variant
