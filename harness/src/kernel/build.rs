@@ -7,6 +7,7 @@ use crate::host::command::run_logged;
 use crate::host::fsutil::{hash_parts, write_atomic};
 use crate::kernel::kconfig::{self, Fragment};
 use crate::kernel::patch;
+use crate::kernel::seed;
 use crate::kernel::source::KernelSource;
 use crate::kernel::variant::Variant;
 use anyhow::Context;
@@ -166,6 +167,41 @@ fn resolve_config(
     Ok(resolved)
 }
 
+/// Starts the empty build directory `objdir` from the variant's previous build, if it has one with
+/// the same config and compiler (`kernel::seed`): after a patch edit make then rebuilds what
+/// changed. Should seeding fail halfway, the directory is emptied again and built from scratch.
+#[allow(clippy::too_many_arguments)]
+fn seed_from_previous(
+    sink: &dyn Sink,
+    cache: &Cache,
+    source: &KernelSource,
+    variant: &Variant,
+    tree: &Path,
+    objdir: &Path,
+    config_hash: &str,
+    compiler: &str,
+) -> anyhow::Result<()> {
+    let Some(seed) = seed::find(cache, &variant.name, tree, config_hash, compiler)? else { return Ok(()) };
+    sink.phase(&variant.name, &format!("starting from the build in {}", seed.objdir.display()));
+    match seed::plant(&seed, tree, &source.path, objdir) {
+        Ok(changed) => {
+            sink.phase(
+                &variant.name,
+                &format!("{changed} source files differ from that build's: make rebuilds what uses them"),
+            );
+        }
+        Err(err) => {
+            sink.warning(format!(
+                "variant {}: starting from the previous build failed ({err:#}); building from scratch",
+                variant.name
+            ));
+            std::fs::remove_dir_all(objdir)?;
+            std::fs::create_dir_all(objdir)?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds (or reuses) the kernel for `variant`: `base_fragment`, then the variant's fragment,
 /// then `debug_fragment` (last, so that the debug options win).
 pub fn build(
@@ -232,6 +268,9 @@ pub fn build(
     }
 
     std::fs::create_dir_all(&objdir)?;
+    if std::fs::read_dir(&objdir)?.next().is_none() {
+        seed_from_previous(sink, cache, source, variant, &tree, &objdir, &config_hash, &compiler)?;
+    }
     let dot_config = objdir.join(".config");
     if std::fs::read(&dot_config).ok().as_deref() != Some(config.as_slice()) {
         std::fs::write(&dot_config, &config)?;

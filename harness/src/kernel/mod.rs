@@ -4,5 +4,6 @@ pub mod build;
 pub mod kconfig;
 pub mod patch;
 pub mod prune;
+pub mod seed;
 pub mod source;
 pub mod variant;
