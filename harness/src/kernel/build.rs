@@ -167,9 +167,9 @@ fn resolve_config(
     Ok(resolved)
 }
 
-/// Starts the empty build directory `objdir` from the variant's previous build, if it has one with
-/// the same config and compiler (`kernel::seed`): after a patch edit make then rebuilds what
-/// changed. Should seeding fail halfway, the directory is emptied again and built from scratch.
+/// Starts the empty build directory `objdir` from the closest complete build (`kernel::seed`:
+/// the variant's previous one after a patch edit, or a sibling's with nearly the same config):
+/// make then rebuilds what differs. Should seeding fail halfway, the directory is emptied again and built from scratch.
 #[allow(clippy::too_many_arguments)]
 fn seed_from_previous(
     sink: &dyn Sink,
@@ -178,10 +178,10 @@ fn seed_from_previous(
     variant: &Variant,
     tree: &Path,
     objdir: &Path,
-    config_hash: &str,
+    config: &str,
     compiler: &str,
 ) -> anyhow::Result<()> {
-    let Some(seed) = seed::find(cache, &variant.name, tree, config_hash, compiler)? else { return Ok(()) };
+    let Some(seed) = seed::find(cache, &variant.name, tree, config, compiler)? else { return Ok(()) };
     sink.phase(&variant.name, &format!("starting from the build in {}", seed.objdir.display()));
     match seed::plant(&seed, tree, &source.path, objdir) {
         Ok(changed) => {
@@ -269,7 +269,7 @@ pub fn build(
 
     std::fs::create_dir_all(&objdir)?;
     if std::fs::read_dir(&objdir)?.next().is_none() {
-        seed_from_previous(sink, cache, source, variant, &tree, &objdir, &config_hash, &compiler)?;
+        seed_from_previous(sink, cache, source, variant, &tree, &objdir, &String::from_utf8_lossy(&config), &compiler)?;
     }
     let dot_config = objdir.join(".config");
     if std::fs::read(&dot_config).ok().as_deref() != Some(config.as_slice()) {

@@ -4,7 +4,8 @@
 //! A changed series gets a new tree (its key hashes the patches), and a new tree's build
 //! directory would start empty: every file compiled again (ccache hits, but kbuild still runs
 //! the preprocessor and a compiler driver per file, minutes on two cores). Instead, the objects
-//! of the variant's newest complete build with the same config and compiler are copied in, and
+//! of the closest complete build (the variant's previous one, or a sibling's with nearly the
+//! same config; make rebuilds what the options that differ touch) are copied in, and
 //! the new tree's files get modification times that tell make exactly what differs: a file
 //! whose content is what the seed was built from keeps the seed's time (nothing to rebuild), any
 //! other file the two series touch gets the present time (rebuilt, with everything that
@@ -30,23 +31,47 @@ pub struct Seed {
     _locks: [CacheLock; 2],
 }
 
-/// The complete build, in another tree than `tree` and with the same compiler, that shares
-/// most with the build to make: the newest of `variant` with the same config (an edited
-/// series), else of another variant with the same config (a series beside its sibling), else
-/// of `variant` with another config (make rebuilds what the changed options touch); None if
-/// there is none, or another run holds it.
-pub fn find(
-    cache: &Cache,
-    variant: &str,
-    tree: &Path,
-    config_hash: &str,
-    compiler: &str,
-) -> anyhow::Result<Option<Seed>> {
-    let mut best: Option<((bool, bool, SystemTime), PathBuf)> = None;
+/// A seed shares too little with a build whose config differs in more lines than this (a debug
+/// kernel's differs in hundreds): make would rebuild nearly everything anyway.
+const MAX_CONFIG_DIFFERENCES: usize = 16;
+
+/// A complete build that could seed the new one.
+struct Candidate {
+    objdir: PathBuf,
+    same_variant: bool,
+    /// `CONFIG_` lines in which its config and the new build's differ.
+    config_differences: usize,
+    /// When it was last used (its stamp's time).
+    used: SystemTime,
+}
+
+/// The candidate that shares most with the build to make: the fewest config differences (none:
+/// an edited series, or a sibling series with the same fragments), then the same variant, then
+/// the most recently used; none differing in more than [`MAX_CONFIG_DIFFERENCES`] options.
+fn best(candidates: Vec<Candidate>) -> Option<Candidate> {
+    candidates
+        .into_iter()
+        .filter(|c| c.config_differences <= MAX_CONFIG_DIFFERENCES)
+        .min_by_key(|c| (c.config_differences, !c.same_variant, std::cmp::Reverse(c.used)))
+}
+
+/// How many `CONFIG_` lines one config has and the other has not (an option set differently
+/// counts twice).
+fn config_differences(a: &str, b: &str) -> usize {
+    let set = |text: &str| -> BTreeSet<String> {
+        text.lines().filter(|l| l.starts_with("CONFIG_")).map(str::to_string).collect()
+    };
+    set(a).symmetric_difference(&set(b)).count()
+}
+
+/// The complete build, in another tree than `tree`, with the same compiler and a config close
+/// to `config` (see [`best`]), to start the build of `variant` from; None if there is none, or
+/// another run holds it. make rebuilds what the options that differ touch.
+pub fn find(cache: &Cache, variant: &str, tree: &Path, config: &str, compiler: &str) -> anyhow::Result<Option<Seed>> {
+    let mut candidates = Vec::new();
     let Ok(trees) = std::fs::read_dir(cache.trees()) else { return Ok(None) };
     for other in trees.flatten().map(|e| e.path()) {
         let name = other.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let same_variant = name.rsplit_once('-').map(|(v, _)| v) == Some(variant);
         if other == tree || name.starts_with('.') {
             continue;
         }
@@ -55,17 +80,19 @@ pub fn find(
             let stamp = objdir.join(COMPLETE_STAMP);
             let Ok(text) = std::fs::read_to_string(&stamp) else { continue };
             let Ok(done) = serde_json::from_str::<KernelBuild>(&text) else { continue };
-            let same_config = done.config_hash == config_hash;
-            if done.compiler != compiler || !(same_config || same_variant) {
+            let Ok(seed_config) = std::fs::read_to_string(objdir.join(".config")) else { continue };
+            if done.compiler != compiler {
                 continue;
             }
-            let rank = (same_config, same_variant, std::fs::metadata(&stamp)?.modified()?);
-            if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-                best = Some((rank, objdir));
-            }
+            candidates.push(Candidate {
+                same_variant: name.rsplit_once('-').map(|(v, _)| v) == Some(variant),
+                config_differences: config_differences(config, &seed_config),
+                used: std::fs::metadata(&stamp)?.modified()?,
+                objdir,
+            });
         }
     }
-    let Some((_, objdir)) = best else { return Ok(None) };
+    let Some(Candidate { objdir, .. }) = best(candidates) else { return Ok(None) };
     let tree = objdir.parent().context("a build directory has its tree above it")?.to_path_buf();
     let (Some(tree_lock), Some(build_lock)) =
         (cache.try_lock(&tree_lock_of(&tree))?, cache.try_lock(&build_lock(&objdir))?)
@@ -241,6 +268,31 @@ mod tests {
         assert_eq!(mtime(&pristine.join("a.c")), old, "the pristine tree keeps its times");
         // new.c, added by the seed's series only, is not in the new tree: nothing to date.
         assert!(!new_tree.join("new.c").exists());
+    }
+
+    #[test]
+    fn the_seed_is_the_build_with_the_closest_config_then_the_same_variant_then_the_newest() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let c = |dir: &str, same_variant, config_differences, used| Candidate {
+            objdir: PathBuf::from(dir),
+            same_variant,
+            config_differences,
+            used: at(used),
+        };
+        let pick = |cands| best(cands).map(|c: Candidate| c.objdir);
+        assert_eq!(pick(vec![c("old", true, 0, 1), c("new", true, 0, 2)]), Some("new".into()));
+        assert_eq!(pick(vec![c("sibling", false, 0, 9), c("mine", true, 0, 1)]), Some("mine".into()));
+        assert_eq!(pick(vec![c("mine-other-config", true, 3, 9), c("sibling", false, 0, 1)]), Some("sibling".into()));
+        assert_eq!(pick(vec![c("baseline", false, 1, 1)]), Some("baseline".into()));
+        assert_eq!(pick(vec![c("debug", true, 400, 9)]), None, "too far to be worth copying");
+        assert_eq!(
+            config_differences(
+                "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\n",
+                "CONFIG_A=y\nCONFIG_B=m\nCONFIG_D=y\n"
+            ),
+            3,
+            "B set differently (counted once per side) and D set only in one"
+        );
     }
 
     #[test]
