@@ -181,7 +181,7 @@ fn seed_from_previous(
     config: &str,
     compiler: &str,
 ) -> anyhow::Result<()> {
-    let Some(seed) = seed::find(cache, &variant.name, tree, config, compiler)? else { return Ok(()) };
+    let Some(seed) = seed::find(cache, &variant.name, tree, &source.path, config, compiler)? else { return Ok(()) };
     sink.phase(&variant.name, &format!("starting from the build in {}", seed.objdir.display()));
     match seed::plant(&seed, tree, &source.path, objdir) {
         Ok(changed) => {

@@ -45,14 +45,47 @@ struct Candidate {
     used: SystemTime,
 }
 
+/// How many of another variant's newest builds [`closest`] compares file by file.
+const COMPARED_SIBLINGS: usize = 4;
+
 /// The candidate that shares most with the build to make: the fewest config differences (none:
-/// an edited series, or a sibling series with the same fragments), then the same variant, then
-/// the most recently used; none differing in more than [`MAX_CONFIG_DIFFERENCES`] options.
-fn best(candidates: Vec<Candidate>) -> Option<Candidate> {
-    candidates
-        .into_iter()
-        .filter(|c| c.config_differences <= MAX_CONFIG_DIFFERENCES)
-        .min_by_key(|c| (c.config_differences, !c.same_variant, std::cmp::Reverse(c.used)))
+/// an edited series, or a sibling series with the same fragments), then the same variant (its
+/// newest build: the series before the edit); among other variants' builds, the one whose tree
+/// differs from `tree` in the fewest files (`differing_files`, for the newest few), then the
+/// newest. None differs in more than [`MAX_CONFIG_DIFFERENCES`] config lines.
+fn closest(
+    candidates: Vec<Candidate>,
+    differing_files: &dyn Fn(&Candidate) -> anyhow::Result<usize>,
+) -> anyhow::Result<Option<Candidate>> {
+    let mut candidates: Vec<Candidate> =
+        candidates.into_iter().filter(|c| c.config_differences <= MAX_CONFIG_DIFFERENCES).collect();
+    candidates.sort_by_key(|c| (c.config_differences, !c.same_variant, std::cmp::Reverse(c.used)));
+    let Some(first) = candidates.first() else { return Ok(None) };
+    if first.same_variant {
+        return Ok(candidates.into_iter().next());
+    }
+    let key = first.config_differences;
+    let mut best: Option<(usize, Candidate)> = None;
+    for c in candidates.into_iter().take_while(|c| c.config_differences == key).take(COMPARED_SIBLINGS) {
+        let files = differing_files(&c)?;
+        if best.as_ref().is_none_or(|(f, _)| files < *f) {
+            best = Some((files, c));
+        }
+    }
+    Ok(best.map(|(_, c)| c))
+}
+
+/// How many files make must see as changed if `tree` is built from `seed_tree`'s objects.
+fn differing_files(tree: &Path, seed_tree: &Path, pristine: &Path) -> anyhow::Result<usize> {
+    let mut candidates = not_pristine(tree, pristine)?;
+    candidates.extend(not_pristine(seed_tree, pristine)?);
+    let mut differing = 0;
+    for rel in &candidates {
+        if std::fs::read(tree.join(rel)).ok() != std::fs::read(seed_tree.join(rel)).ok() {
+            differing += 1;
+        }
+    }
+    Ok(differing)
 }
 
 /// How many `CONFIG_` lines one config has and the other has not (an option set differently
@@ -65,9 +98,17 @@ fn config_differences(a: &str, b: &str) -> usize {
 }
 
 /// The complete build, in another tree than `tree`, with the same compiler and a config close
-/// to `config` (see [`best`]), to start the build of `variant` from; None if there is none, or
-/// another run holds it. make rebuilds what the options that differ touch.
-pub fn find(cache: &Cache, variant: &str, tree: &Path, config: &str, compiler: &str) -> anyhow::Result<Option<Seed>> {
+/// to `config` (see `closest`), to start the build of `variant` from; None if there is none,
+/// or another run holds it. make rebuilds what the options that differ touch. `pristine` is the
+/// unpatched tree every tree links to.
+pub fn find(
+    cache: &Cache,
+    variant: &str,
+    tree: &Path,
+    pristine: &Path,
+    config: &str,
+    compiler: &str,
+) -> anyhow::Result<Option<Seed>> {
     let mut candidates = Vec::new();
     let Ok(trees) = std::fs::read_dir(cache.trees()) else { return Ok(None) };
     for other in trees.flatten().map(|e| e.path()) {
@@ -92,7 +133,9 @@ pub fn find(cache: &Cache, variant: &str, tree: &Path, config: &str, compiler: &
             });
         }
     }
-    let Some(Candidate { objdir, .. }) = best(candidates) else { return Ok(None) };
+    let tree_of = |c: &Candidate| c.objdir.parent().map(Path::to_path_buf).unwrap_or_default();
+    let compare = |c: &Candidate| differing_files(tree, &tree_of(c), pristine);
+    let Some(Candidate { objdir, .. }) = closest(candidates, &compare)? else { return Ok(None) };
     let tree = objdir.parent().context("a build directory has its tree above it")?.to_path_buf();
     let (Some(tree_lock), Some(build_lock)) =
         (cache.try_lock(&tree_lock_of(&tree))?, cache.try_lock(&build_lock(&objdir))?)
@@ -279,7 +322,7 @@ mod tests {
             config_differences,
             used: at(used),
         };
-        let pick = |cands| best(cands).map(|c: Candidate| c.objdir);
+        let pick = |cands| closest(cands, &|_| Ok(0)).unwrap().map(|c: Candidate| c.objdir);
         assert_eq!(pick(vec![c("old", true, 0, 1), c("new", true, 0, 2)]), Some("new".into()));
         assert_eq!(pick(vec![c("sibling", false, 0, 9), c("mine", true, 0, 1)]), Some("mine".into()));
         assert_eq!(pick(vec![c("mine-other-config", true, 3, 9), c("sibling", false, 0, 1)]), Some("sibling".into()));
@@ -293,6 +336,31 @@ mod tests {
             3,
             "B set differently (counted once per side) and D set only in one"
         );
+    }
+
+    #[test]
+    fn among_other_variants_the_seed_is_the_one_whose_tree_differs_in_fewest_files() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let c = |dir: &str, used| Candidate {
+            objdir: PathBuf::from(dir).join("build-1"),
+            same_variant: false,
+            config_differences: 0,
+            used: at(used),
+        };
+        let files = |c: &Candidate| Ok(if c.objdir.starts_with("near") { 1 } else { 30 });
+        let pick = closest(vec![c("far-but-newest", 9), c("near", 1)], &files).unwrap();
+        assert_eq!(pick.unwrap().objdir, PathBuf::from("near/build-1"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let pristine = dir.path().join("pristine");
+        for rel in ["a.c", "b.c", "c.c"] {
+            write(&pristine.join(rel), rel);
+        }
+        let new = tree(dir.path(), "new", &pristine, &[("a.c", "a1"), ("b.c", "b1")]);
+        let near = tree(dir.path(), "near", &pristine, &[("a.c", "a1"), ("b.c", "b0")]);
+        let far = tree(dir.path(), "far", &pristine, &[("c.c", "c1")]);
+        assert_eq!(differing_files(&new, &near, &pristine).unwrap(), 1, "b.c");
+        assert_eq!(differing_files(&new, &far, &pristine).unwrap(), 3, "a.c, b.c and c.c");
     }
 
     #[test]
