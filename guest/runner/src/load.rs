@@ -283,6 +283,15 @@ fn extra_fields(raw: &[u8], fields: &[InfoField]) -> BTreeMap<String, u64> {
     out
 }
 
+/// The map of `object` (the file `name`) whose name ends with `suffix`: libbpf names a global
+/// variables map `<object>.bss`.
+pub fn map_ending<'o>(object: &'o Object, name: &str, suffix: &str) -> Result<libbpf_rs::Map<'o>> {
+    object
+        .maps()
+        .find(|m| m.name().to_string_lossy().ends_with(suffix))
+        .ok_or_else(|| anyhow!("{name} has no map {suffix}"))
+}
+
 /// `BPF_OBJ_GET_INFO_BY_FD` for a program.
 pub fn prog_info(fd: BorrowedFd<'_>) -> Result<libbpf_sys::bpf_prog_info> {
     // SAFETY: bpf_prog_info is plain data; the kernel fills at most `len` bytes.

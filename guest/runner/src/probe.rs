@@ -67,11 +67,7 @@ impl CpumaskCounter {
     }
 
     pub fn read(&self) -> Result<ObjectCount> {
-        let bss = self
-            .object
-            .maps()
-            .find(|m| m.name().to_string_lossy().ends_with(".bss"))
-            .ok_or_else(|| anyhow!("{PROBES_OBJECT} has no .bss map"))?;
+        let bss = load::map_ending(&self.object, PROBES_OBJECT, ".bss")?;
         let value = bss.lookup(&0u32.to_ne_bytes(), MapFlags::ANY)?.ok_or_else(|| anyhow!("empty .bss map"))?;
         ensure!(value.len() >= 16, ".bss of {PROBES_OBJECT} is {} bytes, expected 16", value.len());
         let word = |i: usize| u64::from_ne_bytes(value[i * 8..i * 8 + 8].try_into().unwrap());

@@ -85,7 +85,7 @@ impl Tracer {
         let object = open.load().with_context(|| {
             format!("loading {VERIFIER_MEM_OBJECT}: {}", load::keep_tail(load::take_libbpf_output().trim(), 2000))
         })?;
-        let bss = find_map(&object, ".bss")?;
+        let bss = load::map_ending(&object, VERIFIER_MEM_OBJECT, ".bss")?;
         let state = State { target_tgid: u64::from(std::process::id()), ..State::default() };
         bss.update(&0u32.to_ne_bytes(), &state.encode(bss.value_size() as usize), MapFlags::ANY)
             .context("setting target_tgid")?;
@@ -97,7 +97,7 @@ impl Tracer {
     }
 
     fn state(&self) -> Result<State> {
-        let value = find_map(&self.object, ".bss")?
+        let value = load::map_ending(&self.object, VERIFIER_MEM_OBJECT, ".bss")?
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)?
             .ok_or_else(|| anyhow!("empty .bss map"))?;
         State::parse(&value)
@@ -106,7 +106,7 @@ impl Tracer {
     /// Forgets what the last program left allocated (freed when it was closed, outside
     /// BPF_PROG_LOAD, so the tracer never saw it go): an address reused later must not count.
     fn forget_allocations(&self) -> Result<()> {
-        let allocs = find_map(&self.object, "allocs")?;
+        let allocs = load::map_ending(&self.object, VERIFIER_MEM_OBJECT, "allocs")?;
         let keys: Vec<Vec<u8>> = allocs.keys().collect();
         for key in keys {
             allocs.delete(&key).context("emptying allocs")?;
@@ -130,14 +130,6 @@ impl Tracer {
         ensure!(after.active == 0, "the tracer saw BPF_PROG_LOAD enter but not return");
         Ok(Peak { bytes: after.peak, dropped: after.dropped })
     }
-}
-
-/// The object's map whose name ends with `suffix` (`.bss`: libbpf names it `<object>.bss`).
-fn find_map<'o>(object: &'o Object, suffix: &str) -> Result<libbpf_rs::Map<'o>> {
-    object
-        .maps()
-        .find(|m| m.name().to_string_lossy().ends_with(suffix))
-        .ok_or_else(|| anyhow!("{VERIFIER_MEM_OBJECT} has no map {suffix}"))
 }
 
 /// Measures every program of the plan, each alone (no auxiliary programs), with its own flags

@@ -77,10 +77,8 @@ fn closest(
 
 /// How many files make must see as changed if `tree` is built from `seed_tree`'s objects.
 fn differing_files(tree: &Path, seed_tree: &Path, pristine: &Path) -> anyhow::Result<usize> {
-    let mut candidates = not_pristine(tree, pristine)?;
-    candidates.extend(not_pristine(seed_tree, pristine)?);
     let mut differing = 0;
-    for rel in &candidates {
+    for rel in &patched_in_either(tree, seed_tree, pristine)? {
         if std::fs::read(tree.join(rel)).ok() != std::fs::read(seed_tree.join(rel)).ok() {
             differing += 1;
         }
@@ -160,11 +158,9 @@ pub fn plant(seed: &Seed, tree: &Path, pristine: &Path, objdir: &Path) -> anyhow
             std::fs::remove_file(&path)?;
         }
     }
-    let mut candidates = not_pristine(tree, pristine)?;
-    candidates.extend(not_pristine(&seed.tree, pristine)?);
     let now = SystemTime::now();
     let mut changed = 0;
-    for rel in &candidates {
+    for rel in &patched_in_either(tree, &seed.tree, pristine)? {
         changed += date(&tree.join(rel), &seed.tree.join(rel), &pristine.join(rel), now)? as usize;
     }
     Ok(changed)
@@ -194,6 +190,13 @@ fn date(new: &Path, seed: &Path, pristine: &Path, now: SystemTime) -> anyhow::Re
     let time = if same { std::fs::metadata(seed)?.modified()? } else { now };
     std::fs::File::options().write(true).open(new)?.set_modified(time)?;
     Ok(!same)
+}
+
+/// The files either series changed: the only ones that can differ between `a` and `b`.
+fn patched_in_either(a: &Path, b: &Path, pristine: &Path) -> anyhow::Result<BTreeSet<PathBuf>> {
+    let mut files = not_pristine(a, pristine)?;
+    files.extend(not_pristine(b, pristine)?);
+    Ok(files)
 }
 
 /// Relative paths of the files of `tree` that are not the pristine tree's (patched or added),
