@@ -12,6 +12,7 @@ use crate::kernel::variant::{self, JudgedAs, Variant};
 use crate::results::schema::{Provenance, RunResult, ScenarioInfo, VariantResult, SCHEMA_VERSION};
 use crate::results::store;
 use crate::scenario::Scenario;
+use crate::selftests;
 use crate::verdict::pool::pool_boots;
 use crate::verdict::{self, subject, Boot};
 use crate::vm::accel::{self, AccelChoice};
@@ -116,7 +117,7 @@ impl Stages for Host<'_> {
 /// go on; the stored result then says which variants are incomplete.
 pub fn run_scenario(sink: &dyn Sink, scenario_path: &Path, opts: &Options) -> anyhow::Result<(RunResult, PathBuf)> {
     prereq::ensure(sink, opts.kernel_src.is_none())?;
-    let scenario = Scenario::load(scenario_path, &repo::bpf_source_dir())?;
+    let mut scenario = Scenario::load(scenario_path, &repo::bpf_source_dir())?;
     let cache = Cache::resolve(opts.cache_dir.as_deref())?;
     let mut extra = opts
         .extra_variants
@@ -135,6 +136,8 @@ pub fn run_scenario(sink: &dyn Sink, scenario_path: &Path, opts: &Options) -> an
         let _held = cache.lock(sink, "source")?;
         source::prepare(sink, &cache, opts.kernel_src.as_deref())?
     };
+    // Patterns name the same files for every variant: those of the release's tree.
+    scenario.upstream = selftests::expand(&scenario.upstream, &source.path.join(selftests::PROGS_DIR))?;
     let runner = guest::objects::build_runner(sink)?;
     let base_fragment = repo::base_fragment();
     let debug_fragment = opts.debug_kernel.then(repo::debug_fragment);

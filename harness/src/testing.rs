@@ -7,7 +7,7 @@ use crate::results::schema::{Check, RefCount, RunResult, Summary};
 use crate::results::store::StoredRun;
 use crate::scenario::ExpectedVerdict;
 use crate::scenario::Threshold;
-use crate::selftests::annotations::{Annotations, Case, Program};
+use crate::selftests::annotations::{Annotations, Case, Program, RunAs};
 use bpfh_protocol::{ProgType, Verdict};
 use std::path::PathBuf;
 
@@ -89,12 +89,14 @@ pub fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Cas
         program: "p".into(),
         section: "tc".into(),
         prog_type: if retval.is_some() { ProgType::Tc } else { ProgType::Any },
-        runs: retval.is_some(),
+        run: retval.map(|_| RunAs::TestLoader),
+        log_level: 0,
         expected: Expected { verdict, msgs: msgs.iter().map(|s| s.to_string()).collect(), retval },
         description: None,
         skip: None,
         prog_flags: 0,
         auxiliary: Vec::new(),
+        testmod_kfuncs: Vec::new(),
     }
 }
 

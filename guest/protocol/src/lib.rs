@@ -73,6 +73,20 @@ pub struct InfoField {
 /// test_loader.c's input size for a test run (tc programs see a packet this long).
 pub const TEST_DATA_LEN: usize = 64;
 
+/// test_progs' `pkt_v4` (`struct ipv4_packet`, filled in network_helpers.c): an Ethernet header
+/// (ETH_P_IP), an IPv4 header (ihl 5 but version 0, tot_len MAGIC_BYTES = 123, TCP) and a TCP
+/// header (doff 5, urg_ptr 123 in host order, as upstream writes it); every other byte zero.
+pub const PKT_V4: [u8; 54] = {
+    let mut p = [0u8; 54];
+    p[12] = 0x08; // h_proto = htons(ETH_P_IP)
+    p[14] = 5; // ihl 5
+    p[17] = 123; // tot_len = htons(123)
+    p[23] = 6; // protocol = IPPROTO_TCP
+    p[34 + 12] = 5 << 4; // doff 5
+    p[34 + 18] = 123; // urg_ptr = 123, little endian
+    p
+};
+
 /// The tc test packet's length range: an Ethernet header at least, at most the default packet
 /// (an IPv4/UDP frame with payload).
 pub const MIN_PACKET_BYTES: usize = 14;
@@ -129,6 +143,11 @@ pub struct ProgramPlan {
     /// Programs of the same object loaded beside this one (test_loader's `__auxiliary`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auxiliary: Vec<String>,
+    /// The verifier log level of the load (test_loader's `__log_level`; 0: no log unless the
+    /// load fails, when it is loaded again at level 1, as libbpf does). With level 1 or 2 the log
+    /// of an accepted load is reported too ([`Record::Log`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_level: u32,
 }
 
 /// What the runner does with a program the verifier accepted.
@@ -138,9 +157,12 @@ pub enum Action {
     /// Nothing: the verdict is what counts (a program expected to be rejected, or one whose type
     /// the runner cannot run).
     Load,
-    /// Run once as upstream's selftest loader (test_loader.c) does for `__retval`: a tc program
-    /// on [`TEST_DATA_LEN`] zero bytes, a syscall program without context; no warm-up run.
+    /// Run once as upstream's selftest loader (test_loader.c) does for `__retval`: a syscall
+    /// program without context, any other type on [`TEST_DATA_LEN`] zero bytes; no warm-up run.
     TestLoaderRun,
+    /// Run once on test_progs' `pkt_v4` ([`PKT_V4`]), as a hand-written `prog_tests/` driver
+    /// runs a tc program it checks the return value of.
+    RunOnPktV4,
     /// A warm-up run, an optional traced run, then `samples` timed runs.
     Measure(Measure),
 }
@@ -284,6 +306,9 @@ pub enum Record {
     /// The program was not loaded, because this kernel cannot load it (lacks its program type or
     /// its attach target); `reason` says which.
     Skipped { id: String, reason: String },
+    /// The verifier log of an accepted load, when the plan asked for a log level
+    /// ([`ProgramPlan::log_level`]); a rejected load's log is in its [`Verdict`].
+    Log { id: String, log: String },
     /// Something went wrong for a program (or for the whole run when `id` is None).
     Error { id: Option<String>, message: String },
     /// The plan ran to its end; the host treats a run without it as incomplete.

@@ -17,8 +17,9 @@ use libbpf_rs::{
     AsRawLibbpf, Link, MapCore, MapFlags, MapType, Object, ObjectBuilder, OpenObject, PrintLevel, ProgramType,
 };
 
-/// Longest verifier log sent back; longer logs keep their tail, where the error is.
-pub const MAX_LOG_BYTES: usize = 512 * 1024;
+/// Longest verifier log sent back; longer logs keep their tail, where the error is. As long as
+/// test_loader's buffer (`TEST_LOADER_LOG_BUF_SZ`): a longer log fails the load upstream.
+pub const MAX_LOG_BYTES: usize = 2 * 1024 * 1024;
 
 const LOG_BEGIN: &str = "-- BEGIN PROG LOAD LOG --\n";
 const LOG_END: &str = "-- END PROG LOAD LOG --";
@@ -52,6 +53,8 @@ pub struct Target<'a> {
     pub prog_flags: u32,
     /// Programs of the object loaded beside it.
     pub auxiliary: &'a [String],
+    /// The verifier log level asked for (`__log_level`); 0: a log only for a rejection.
+    pub log_level: u32,
     /// An upstream selftest program, which this kernel may be unable to load at all (no such
     /// program type, attach target or kfunc): then it is skipped, not an error.
     pub may_be_unloadable: bool,
@@ -65,6 +68,7 @@ impl<'a> From<&'a ProgramPlan> for Target<'a> {
             prog_type: plan.prog_type,
             prog_flags: plan.prog_flags,
             auxiliary: &plan.auxiliary,
+            log_level: plan.log_level,
             may_be_unloadable: !matches!(plan.action, Action::Measure(_)),
         }
     }
@@ -78,6 +82,8 @@ pub struct Loaded {
     _object: Object,
     fd: RawFd,
     pub info: LoadInfo,
+    /// The verifier log, when the target asked for a log level.
+    pub log: Option<String>,
 }
 
 impl Loaded {
@@ -126,10 +132,11 @@ const NO_ATTACH_TARGET: &str = "failed to find kernel BTF type ID of";
 /// Errors are failures that are not a verdict: missing file or program, wrong type, libbpf
 /// failing before the kernel saw the program (e.g. an unknown kfunc).
 ///
-/// The load asks for the verifier's statistics only (`log_level` 4), which cost nothing
-/// measurable; a rejected program is loaded once more with `log_level` 1 for the full log.
+/// The load asks for the verifier's statistics (`log_level` 4), which cost nothing measurable,
+/// beside the target's own level; a rejected program loaded without a level is loaded once more
+/// with `log_level` 1 for the full log, as libbpf retries.
 pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
-    let (open, rc, output, prog_type) = open_and_load(target, BPF_LOG_STATS)?;
+    let (open, rc, output, prog_type) = open_and_load(target, target.log_level | BPF_LOG_STATS)?;
     if rc < 0 {
         let errno = -rc;
         if target.may_be_unloadable {
@@ -144,9 +151,18 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
                 output.trim()
             );
         }
-        drop(open);
-        let (_, rc, full, _) = open_and_load(target, BPF_LOG_LEVEL1)?;
-        let output = if rc < 0 { full } else { output };
+        let output = match target.log_level & BPF_LOG_LEVELS {
+            0 => {
+                drop(open);
+                let (_, rc, full, _) = open_and_load(target, BPF_LOG_LEVEL1)?;
+                if rc < 0 {
+                    full
+                } else {
+                    output
+                }
+            }
+            _ => output,
+        };
         let log = verifier_log(&output).unwrap_or(&output);
         return Ok(Outcome::Rejected { errno, log: keep_tail(log, MAX_LOG_BYTES) });
     }
@@ -169,7 +185,10 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
         ),
         ProgType::Tc | ProgType::Syscall | ProgType::Any => None,
     };
-    let loaded = Loaded { _link: link, _object: object, fd, info: LoadInfo::default() };
+    let log = (target.log_level & BPF_LOG_LEVELS != 0)
+        .then(|| verifier_log(&output).map(|log| keep_tail(log, MAX_LOG_BYTES)))
+        .flatten();
+    let loaded = Loaded { _link: link, _object: object, fd, info: LoadInfo::default(), log };
     let (info, raw) = prog_info_with_tail(loaded.fd())?;
     let mut load_info = LoadInfo {
         verified_insns: info.verified_insns,
@@ -186,6 +205,8 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
 
 /// `log_level` bits of BPF_PROG_LOAD.
 const BPF_LOG_LEVEL1: u32 = 1;
+/// Levels 1 and 2, which write the log proper (4 adds only the statistics).
+const BPF_LOG_LEVELS: u32 = 3;
 pub(crate) const BPF_LOG_STATS: u32 = 4;
 
 /// Why a failed load of a selftest program says nothing about the verifier: the kernel lacks the

@@ -129,7 +129,7 @@ fn handle_program(
     // (net.core.bpf_jit_harden).
     let sysctls = match &plan.action {
         Action::Measure(measure) => Some(knobs::Sysctls::apply(&measure.sysctls)?),
-        Action::Load | Action::TestLoaderRun => None,
+        Action::Load | Action::TestLoaderRun | Action::RunOnPktV4 => None,
     };
     let loaded = match load::load(plan.into(), info_fields)? {
         load::Outcome::Rejected { errno, log } => {
@@ -161,11 +161,20 @@ fn handle_program(
         info.verifier_peak_bytes.map_or(String::new(), |b| format!(", verifier peak {b} B"))
     ));
     io::send(&Record::Loaded { id: plan.id.clone(), verdict: Verdict::Accepted, info: Some(info) });
+    if let Some(log) = &loaded.log {
+        io::send(&Record::Log { id: plan.id.clone(), log: log.clone() });
+    }
     let measure = match &plan.action {
         Action::Load => return Ok(()),
         Action::TestLoaderRun => {
             let one = run::test_loader_run(loaded.fd(), plan.prog_type)?;
             say(&format!("{}: ran once as test_loader does: retval {}", plan.id, one.retval));
+            io::send(&one.record(&plan.id));
+            return Ok(());
+        }
+        Action::RunOnPktV4 => {
+            let one = run::run_once_on(loaded.fd(), plan.prog_type, &bpfh_protocol::PKT_V4)?;
+            say(&format!("{}: ran once on pkt_v4: retval {}", plan.id, one.retval));
             io::send(&one.record(&plan.id));
             return Ok(());
         }

@@ -22,6 +22,7 @@ impl TaskRefs {
             prog_type: ProgType::Syscall,
             prog_flags: 0,
             auxiliary: &[],
+            log_level: 0,
             may_be_unloadable: false,
         };
         match load::load(target, &[])? {

@@ -70,27 +70,34 @@ struct TestRun {
 }
 
 /// How a program of this type is timed; a program of type any is never run.
-fn runner_for(prog_type: ProgType) -> Result<Timing> {
+/// How a program type's runs are timed. A program of type any runs only once, as test_loader
+/// runs it, on data, like tc.
+fn runner_for(prog_type: ProgType) -> Timing {
     match prog_type {
-        ProgType::Tc => Ok(Timing::TestRunDuration),
-        ProgType::Syscall | ProgType::Fentry => Ok(Timing::BpfStats),
-        ProgType::Any => bail!("a program of type any is loaded only, never run"),
+        ProgType::Tc | ProgType::Any => Timing::TestRunDuration,
+        ProgType::Syscall | ProgType::Fentry => Timing::BpfStats,
     }
 }
 
 fn run_once(fd: BorrowedFd<'_>, prog_type: ProgType, packet: &[u8], repeat: u32) -> Result<TestRun> {
     match prog_type {
-        ProgType::Tc => run_tc(fd, packet, repeat),
-        ProgType::Syscall | ProgType::Fentry | ProgType::Any => run_once_timed_by_stats(fd),
+        ProgType::Tc | ProgType::Any => run_on_data(fd, packet, repeat),
+        ProgType::Syscall | ProgType::Fentry => run_once_timed_by_stats(fd),
     }
 }
 
 /// One run and no warm-up, as upstream's test_loader runs a `__retval` program: a stateful
-/// program's `__retval` describes its first run. A tc program runs on [`TEST_DATA_LEN`] zero
-/// bytes (its `__retval` values, such as TEST_DATA_LEN itself, assume that input).
+/// program's `__retval` describes its first run. A program with a context (tc, xdp...) runs on
+/// [`TEST_DATA_LEN`] zero bytes (its `__retval` values, such as TEST_DATA_LEN itself, assume
+/// that input).
 pub fn test_loader_run(fd: BorrowedFd<'_>, prog_type: ProgType) -> Result<Runs> {
-    let timing = runner_for(prog_type)?;
-    let one = run_once(fd, prog_type, &[0; TEST_DATA_LEN], 1).context("test run")?;
+    run_once_on(fd, prog_type, &[0; TEST_DATA_LEN])
+}
+
+/// One run on `data` (a syscall program runs without), no warm-up.
+pub fn run_once_on(fd: BorrowedFd<'_>, prog_type: ProgType, data: &[u8]) -> Result<Runs> {
+    let timing = runner_for(prog_type);
+    let one = run_once(fd, prog_type, data, 1).context("test run")?;
     let mut failures = Failures::default();
     failures.note(&one);
     Ok(Runs {
@@ -112,7 +119,7 @@ pub fn test_loader_run(fd: BorrowedFd<'_>, prog_type: ProgType) -> Result<Runs> 
 /// then the samples.
 pub fn measure(fd: BorrowedFd<'_>, prog_type: ProgType, plan: &Measure) -> Result<Runs> {
     ensure!(plan.samples > 0, "the plan asks for 0 samples");
-    let timing = runner_for(prog_type)?;
+    let timing = runner_for(prog_type);
     // The kernel runs a tc program at least once, whatever `repeat` says.
     let repeat = if prog_type == ProgType::Tc { plan.repeat.max(1) } else { 1 };
     let packet = test_packet(plan.packet_bytes.map_or(MAX_PACKET_BYTES, |n| n as usize));
@@ -178,7 +185,7 @@ impl Failures {
 }
 
 /// One `BPF_PROG_TEST_RUN` of a tc program: the kernel's average ns per run.
-fn run_tc(fd: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
+fn run_on_data(fd: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
     let mut opts = test_run_opts();
     opts.data_in = packet.as_ptr().cast();
     opts.data_size_in = packet.len() as u32;

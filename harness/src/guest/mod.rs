@@ -12,7 +12,9 @@ use crate::kernel::source::KernelSource;
 use crate::kernel::variant::Variant;
 use crate::scenario::Scenario;
 use crate::selftests::annotations::{cases, check_differences, object_name};
-use crate::selftests::object::programs;
+use crate::selftests::drivers::Drivers;
+use crate::selftests::object::{externs, programs};
+use crate::selftests::SELFTESTS_DIR;
 use crate::verdict::subject::{self, Subject};
 use bpfh_protocol::{Plan, BPF_DIR, PLAN_PATH};
 use initramfs::Initramfs;
@@ -71,13 +73,16 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
         let mut all = Vec::new();
         let files = &inputs.scenario.upstream;
         let mut uncompiled = Vec::new();
+        let drivers = Drivers::read(&kernel.tree.join(SELFTESTS_DIR))?;
         for (file, compiled) in
             files.iter().zip(objects::compile_selftests(sink, inputs.cache, inputs.source, kernel, files)?)
         {
             match compiled {
                 Ok((name, object)) => {
                     debug_assert_eq!(name, object_name(file));
-                    all.extend(cases(file, &programs(&object)?));
+                    let testmod: Vec<String> =
+                        externs(&object)?.into_iter().filter(|e| drivers.testmod_kfuncs.contains(e)).collect();
+                    all.extend(cases(file, &programs(&object)?, &drivers.of(file), &testmod));
                     objects.push((name, object));
                 }
                 Err(error) => uncompiled.push(Subject::uncompiled(file, error)),

@@ -210,7 +210,9 @@ pub type Compiled = Result<(String, PathBuf), String>;
 
 /// Compiles the selftest `files` from the variant's tree, as the selftests Makefile compiles
 /// them for test_progs; returns each file's object (name, path), or why it did not compile: one
-/// file that does not compile hides nothing else.
+/// file that does not compile hides nothing else. Objects are kept in the cache under a hash of
+/// what makes them (compiler, flags, the file, the tree's patches, vmlinux.h): a later run, or
+/// another scenario, reuses them.
 pub fn compile_selftests(
     sink: &dyn Sink,
     cache: &Cache,
@@ -220,16 +222,16 @@ pub fn compile_selftests(
 ) -> anyhow::Result<Vec<Compiled>> {
     let includes = bpf_includes(sink, cache, source, kernel)?;
     let include_dir = selftests_include_dir(&includes, kernel)?;
-    let out_dir = kernel.objdir.join("bpf").join("upstream");
+    let vmlinux_h = std::fs::read(include_dir.join("vmlinux.h")).context("reading the selftests' vmlinux.h")?;
+    let clang = clang_version()?;
+    let out_dir = cache.root().join("selftest-objects");
+    std::fs::create_dir_all(&out_dir)?;
     let selftests = kernel.tree.join("tools/testing/selftests/bpf");
     let system = system_includes()?;
     let mut built = Vec::new();
     for file in files {
         let src = kernel.tree.join(PROGS_DIR).join(file);
         anyhow::ensure!(src.is_file(), "upstream: {file}: no {} in {}'s tree", src.display(), kernel.variant);
-        let obj = out_dir.join(object_name(file));
-        std::fs::create_dir_all(&out_dir)?;
-        sink.phase(&kernel.variant, &format!("compiling upstream {file}"));
         // BPF_CFLAGS and CLANG_BPF_BUILD_RULE of the selftests Makefile (test_progs flavour),
         // without -Werror: a newer clang's new warnings must not stop the run.
         // -I$(INCLUDE_DIR) -I$(CURDIR) -I$(APIDIR), in upstream's order.
@@ -250,10 +252,36 @@ pub fn compile_selftests(
         for dir in &system {
             args.extend(words([&"-idirafter", dir]));
         }
-        args.extend(words([&"-DENABLE_ATOMICS_TESTS", &"-O2", &"--target=bpf", &"-mcpu=v3", &"-c", &src, &"-o", &obj]));
+        args.extend(words([&"-DENABLE_ATOMICS_TESTS", &"-O2", &"--target=bpf", &"-mcpu=v3", &"-c", &src]));
+        let text = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+        let joined = args.join(std::ffi::OsStr::new("\0"));
+        let key = hash_parts([
+            ("clang", clang.as_bytes()),
+            ("args", joined.as_encoded_bytes()),
+            ("source", &text[..]),
+            ("patches", kernel.patch_hash.as_bytes()),
+            ("vmlinux.h", &vmlinux_h[..]),
+        ]);
+        let obj = out_dir.join(format!("{}-{}", &key[..16], object_name(file)));
+        if obj.is_file() {
+            built.push(Ok((object_name(file), obj)));
+            continue;
+        }
+        sink.phase(&kernel.variant, &format!("compiling upstream {file}"));
+        // Written beside, then renamed: an interrupted compile leaves no object to reuse.
+        let partial = out_dir.join(format!("{}.{}.partial", &key[..16], std::process::id()));
+        args.extend(words([&"-o", &partial]));
         let compiled =
-            run_bpf_clang(&args, format_args!("{file} does not compile against {}'s headers", kernel.variant));
+            run_bpf_clang(&args, format_args!("{file} does not compile against {}'s headers", kernel.variant))
+                .and_then(|()| std::fs::rename(&partial, &obj).context("keeping the object"));
+        let _ = std::fs::remove_file(&partial);
         built.push(compiled.map(|()| (object_name(file), obj)).map_err(|e| format!("{e:#}")));
     }
     Ok(built)
+}
+
+/// `clang --version`'s first line: part of every cached object's key.
+fn clang_version() -> anyhow::Result<String> {
+    let out = Command::new(BPF_CLANG).arg("--version").output().with_context(|| format!("running {BPF_CLANG}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
 }

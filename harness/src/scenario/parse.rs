@@ -320,7 +320,9 @@ impl Checker<'_> {
     }
 
     /// Upstream file names: `exceptions_fail.c`, found under the tree's selftest `progs/` (the tree
-    /// exists only once a variant is prepared, so existence is checked then).
+    /// exists only once a variant is prepared, so existence is checked then), or patterns with
+    /// `*` (`verifier_*.c`, `*.c`), which name the annotated files that match
+    /// ([`crate::selftests::expand`]).
     fn upstream(&self, list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, ScenarioError> {
         if list.value.is_empty() {
             return Err(self.fail(list.referenced, "upstream: empty list; omit the key instead"));
@@ -328,7 +330,8 @@ impl Checker<'_> {
         let mut files: Vec<String> = Vec::with_capacity(list.value.len());
         for file in list.value {
             let stem = file.value.strip_suffix(".c").unwrap_or_default();
-            if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'*';
+            if stem.is_empty() || !stem.bytes().all(name_byte) {
                 return Err(self.fail(
                     file.referenced,
                     format!(
@@ -961,10 +964,13 @@ mod tests {
         assert_eq!((s.upstream.len(), s.programs.len()), (2, 0));
         let both = format!("{}upstream: [exceptions.c]\n", with_program("    program: p\n    type: tc\n"));
         assert_eq!(parse(&both).unwrap().upstream, ["exceptions.c"]);
+        let pattern = parse("name: t\ndescription: d\nupstream: [\"verifier_*.c\", \"*.c\"]\n").unwrap();
+        assert_eq!(pattern.upstream, ["verifier_*.c", "*.c"]);
         let cases = [
             ("upstream: [../x.c]\n", "3:12: upstream: \"../x.c\" is not a file name"),
             ("upstream: [exceptions]\n", "3:12: upstream: \"exceptions\""),
             ("upstream: [a.c, a.c]\n", "3:17: upstream: \"a.c\" is listed twice"),
+            ("upstream: [\"*\"]\n", "3:12: upstream: \"*\" is not a file name"),
             ("upstream: []\n", "3:11: upstream: empty list"),
             ("", "no programs: give `programs` or `upstream`"),
             ("programs:\n  - { object: simple, program: p, type: any }\n", "4:5: type: any is for upstream programs"),

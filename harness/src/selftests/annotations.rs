@@ -5,6 +5,7 @@
 use crate::kernel::variant::Difference;
 use crate::results::schema::Expected;
 use crate::scenario::ExpectedVerdict;
+use crate::selftests::drivers::{Driver, DRIVER_SET_UP};
 use bpfh_protocol::ProgType;
 
 /// test_loader.c's `POINTER_VALUE`: a `__retval` that accepts any return value.
@@ -164,6 +165,15 @@ pub struct Program {
     pub annotations: Annotations,
 }
 
+/// How a case that is expected to load runs once after loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAs {
+    /// As test_loader runs a `__retval` program.
+    TestLoader,
+    /// On test_progs' `pkt_v4`, as a hand-written driver's `RUN_SUCCESS` runs it.
+    PktV4,
+}
+
 /// One upstream program, planned for one variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {
@@ -172,9 +182,12 @@ pub struct Case {
     pub file: String,
     pub program: String,
     pub section: String,
-    /// Tc or Syscall when it runs; Any (load only) otherwise.
+    /// Tc or Syscall when the runner knows its type; Any (the section's type) otherwise.
     pub prog_type: ProgType,
-    pub runs: bool,
+    /// Whether, and how, it runs once after loading.
+    pub run: Option<RunAs>,
+    /// The verifier log level it is loaded with (`__log_level`).
+    pub log_level: u32,
     pub expected: Expected,
     /// `__description`: upstream's name for the test.
     pub description: Option<String>,
@@ -184,9 +197,13 @@ pub struct Case {
     pub prog_flags: u32,
     /// The file's `__auxiliary` programs, loaded beside it.
     pub auxiliary: Vec<String>,
+    /// Kfuncs the object calls that `bpf_testmod` provides: a load that fails for want of one
+    /// is a skip naming the module.
+    pub testmod_kfuncs: Vec<String>,
 }
 
-/// The program type the runner can run for a section (libbpf's names), if any.
+/// The program type the runner names for a section (libbpf's names), if it has one; a program
+/// of another type is loaded, and run, as its section says (`ProgType::Any`).
 fn runnable_type(section: &str) -> Option<ProgType> {
     let base = section.trim_start_matches('?');
     let kind = base.split('/').next().unwrap_or(base);
@@ -213,29 +230,24 @@ fn skip_reason(p: &Program) -> Option<String> {
     if matches!(kind, "freplace" | "struct_ops" | "struct_ops.s") {
         return Some(format!("a {kind} program needs its target (a program or struct_ops map) set up by its test"));
     }
-    if let Some(msg) = a.msgs.iter().find(|m| m.contains("{{")) {
-        return Some(format!("__msg({msg:?}) has a {{{{regex}}}}, which the harness does not match"));
-    }
-    if !a.expect_failure && !a.msgs.is_empty() {
-        return Some(
-            "__msg on a program expected to load: the runner keeps no verifier log of a successful load".into(),
-        );
-    }
-    if let Some(level) = a.log_level.filter(|l| l & 3 > 1 && !a.msgs.is_empty()) {
-        return Some(format!("__log_level({level}): the runner matches __msg in a level-1 log"));
-    }
-    if a.retval.is_some() && !a.expect_failure && runnable_type(&p.section).is_none() {
-        return Some(format!(
-            "__retval on a {} program: the runner runs only tc and syscall programs",
-            p.section.trim_start_matches('?')
-        ));
-    }
     None
 }
 
-/// The cases of one file's programs; `__auxiliary` programs are not cases: they are loaded
-/// beside each case, as upstream does.
-pub fn cases(file: &str, programs: &[Program]) -> Vec<Case> {
+/// Why no case of a file is checked, from who drives it upstream, if none is.
+fn file_skip(driver: &Driver) -> Option<String> {
+    match driver {
+        Driver::TestLoader { .. } | Driver::RunSuccess { .. } => None,
+        Driver::ByHand { driver } => Some(format!(
+            "driven by hand by prog_tests/{driver}, not by test_loader: what it expects is C code there, not annotations"
+        )),
+        Driver::Undriven => Some("no prog_tests/ driver runs it upstream".into()),
+    }
+}
+
+/// The cases of one file's programs, judged as `driver` judges them upstream; `__auxiliary`
+/// programs are not cases: they are loaded beside each case, as upstream does. `testmod_kfuncs`:
+/// the kfuncs the object calls that `bpf_testmod` provides.
+pub fn cases(file: &str, programs: &[Program], driver: &Driver, testmod_kfuncs: &[String]) -> Vec<Case> {
     let stem = file.trim_end_matches(".c");
     // Loaded beside every case in privileged mode, as test_loader does.
     let auxiliary: Vec<String> = programs
@@ -243,33 +255,73 @@ pub fn cases(file: &str, programs: &[Program]) -> Vec<Case> {
         .filter(|p| p.annotations.auxiliary && p.annotations.privileged)
         .map(|p| p.name.clone())
         .collect();
+    let whole_file = file_skip(driver);
     programs
         .iter()
         .filter(|p| !p.annotations.auxiliary)
         .map(|p| {
             let a = &p.annotations;
-            let skip = skip_reason(p);
+            let mut expected = Expected {
+                verdict: if a.expect_failure { ExpectedVerdict::Reject } else { ExpectedVerdict::Accept },
+                msgs: a.msgs.clone(),
+                retval: a.retval.filter(|_| !a.expect_failure),
+            };
             // test_loader runs only what it expects to load.
-            let run_type = a.retval.filter(|_| !a.expect_failure).and(runnable_type(&p.section));
+            let mut run = expected.retval.map(|_| RunAs::TestLoader);
+            let mut skip = whole_file.clone().or_else(|| skip_reason(p)).or_else(|| testmod_attach(&p.section));
+            match driver {
+                Driver::RunSuccess { driver, retvals } => {
+                    expected = Expected { verdict: ExpectedVerdict::Accept, msgs: Vec::new(), retval: None };
+                    run = None;
+                    skip = testmod_attach(&p.section);
+                    match retvals.get(&p.name) {
+                        Some(&retval) => {
+                            expected.retval = Some(retval);
+                            run = Some(RunAs::PktV4);
+                        }
+                        None => {
+                            skip = Some(format!(
+                                "not in prog_tests/{driver}'s RUN_SUCCESS table: its driver checks it by hand"
+                            ))
+                        }
+                    }
+                    if let Some((.., why)) = DRIVER_SET_UP.iter().find(|(f, prog, _)| *f == file && *prog == p.name) {
+                        skip = Some(format!("{why}, which the runner does not do"));
+                    }
+                }
+                Driver::TestLoader { pre_execution: true } if run.is_some() && skip.is_none() => {
+                    skip = Some(
+                        "its __retval run needs the maps that prog_tests/verifier.c's pre-execution callback fills"
+                            .into(),
+                    );
+                }
+                _ => {}
+            }
             Case {
                 id: format!("{stem}/{}", p.name),
                 file: file.to_string(),
                 program: p.name.clone(),
                 section: p.section.clone(),
-                prog_type: run_type.unwrap_or(ProgType::Any),
-                runs: run_type.is_some(),
-                expected: Expected {
-                    verdict: if a.expect_failure { ExpectedVerdict::Reject } else { ExpectedVerdict::Accept },
-                    msgs: a.msgs.clone(),
-                    retval: a.retval.filter(|_| !a.expect_failure),
-                },
+                prog_type: run.and(runnable_type(&p.section)).unwrap_or(ProgType::Any),
+                run,
+                log_level: a.log_level.map_or(0, |l| l as u32),
+                expected,
                 description: a.description.clone(),
                 skip,
                 prog_flags: a.prog_flags,
                 auxiliary: auxiliary.clone(),
+                testmod_kfuncs: testmod_kfuncs.to_vec(),
             }
         })
         .collect()
+}
+
+/// A tracing program whose attach target is a `bpf_testmod` function.
+fn testmod_attach(section: &str) -> Option<String> {
+    let target = section.trim_start_matches('?').split_once('/')?.1;
+    target.starts_with("bpf_testmod").then(|| {
+        format!("attaches to {target}, which only bpf_testmod (the selftests' module, not loaded here) provides")
+    })
 }
 
 /// The object file name a selftest file gets in the guest.
@@ -366,24 +418,65 @@ mod tests {
             program("ok_msg", "tc", &["comment:test_expect_msg=0=safe"]),
             program("ext", "freplace/foo", &[]),
         ];
-        let cases = cases("demo.c", &programs);
+        let test_loader = Driver::TestLoader { pre_execution: false };
+        let cases = cases("demo.c", &programs, &test_loader, &[]);
         let by = |name: &str| cases.iter().find(|c| c.program == name).unwrap();
         assert_eq!(by("reject").id, "demo/reject");
         assert_eq!(by("reject").expected.verdict, ExpectedVerdict::Reject);
-        assert_eq!((by("reject").prog_type, by("reject").runs), (ProgType::Any, false));
-        assert_eq!((by("ret").prog_type, by("ret").runs, by("ret").expected.retval), (ProgType::Tc, true, Some(64)));
+        assert_eq!((by("reject").prog_type, by("reject").run), (ProgType::Any, None));
+        let ret = by("ret");
+        assert_eq!((ret.prog_type, ret.run, ret.expected.retval), (ProgType::Tc, Some(RunAs::TestLoader), Some(64)));
         assert_eq!(by("sys").prog_type, ProgType::Syscall);
-        assert!(by("sock").skip.as_deref().unwrap().contains("runs only tc and syscall"));
+        // Any other type runs as its section says, on test_loader's data.
+        let sock = by("sock");
+        assert_eq!((sock.prog_type, sock.run, sock.skip.as_ref()), (ProgType::Any, Some(RunAs::TestLoader), None));
         assert_eq!((by("tp").prog_type, by("tp").skip.as_ref()), (ProgType::Any, None));
         // test_loader never runs a program it expects to be rejected: its retval is moot.
-        assert_eq!((by("fail_ret").skip.as_ref(), by("fail_ret").expected.retval), (None, None));
-        for skipped in ["arm", "regex", "ok_msg", "ext"] {
+        assert_eq!(
+            (by("fail_ret").skip.as_ref(), by("fail_ret").expected.retval, by("fail_ret").run),
+            (None, None, None)
+        );
+        for checked in ["regex", "ok_msg"] {
+            assert!(by(checked).skip.is_none(), "{checked}");
+        }
+        for skipped in ["arm", "ext"] {
             assert!(by(skipped).skip.is_some(), "{skipped}");
         }
         let with_aux = [program("aux", "tc", &["comment:test_auxiliary"]), program("t", "tc", &[])];
-        let cases = super::cases("aux.c", &with_aux);
+        let cases = super::cases("aux.c", &with_aux, &test_loader, &[]);
         assert_eq!(cases.len(), 1, "an auxiliary program is not a case");
         assert_eq!((cases[0].skip.as_ref(), cases[0].auxiliary.as_slice()), (None, ["aux".to_string()].as_slice()));
+    }
+
+    #[test]
+    fn a_file_is_judged_as_its_driver_judges_it() {
+        let programs = [
+            program("throws", "tc", &[]),
+            program("tail", "tc", &[]),
+            program("other", "tc", &[]),
+            program("reject", "?tc", &["comment:test_expect_failure"]),
+            program("retval", "tc", &["comment:test_retval=1"]),
+            program("testmod", "fentry/bpf_testmod_test_read", &[]),
+        ];
+        let by_hand = cases("f.c", &programs, &Driver::ByHand { driver: "f.c".into() }, &[]);
+        assert!(by_hand.iter().all(|c| c.skip.as_deref().is_some_and(|s| s.contains("by hand by prog_tests/f.c"))));
+        let undriven = cases("f.c", &programs, &Driver::Undriven, &[]);
+        assert!(undriven.iter().all(|c| c.skip.as_deref().is_some_and(|s| s.contains("no prog_tests/ driver"))));
+
+        let retvals = [("throws".to_string(), 64), ("exception_tail_call".into(), 24)].into_iter().collect();
+        let table = Driver::RunSuccess { driver: "exceptions.c".into(), retvals };
+        let listed = [program("throws", "tc", &[]), program("exception_tail_call", "tc", &[]), program("x", "tc", &[])];
+        let run_success = cases("exceptions.c", &listed, &table, &[]);
+        let throws = &run_success[0];
+        assert_eq!((throws.run, throws.expected.retval, throws.skip.as_ref()), (Some(RunAs::PktV4), Some(64), None));
+        assert!(run_success[1].skip.as_deref().unwrap().contains("jmp_table"), "set up by the driver");
+        assert!(run_success[2].skip.as_deref().unwrap().contains("RUN_SUCCESS table"));
+
+        let with_callback = cases("f.c", &programs, &Driver::TestLoader { pre_execution: true }, &[]);
+        let by = |name: &str| with_callback.iter().find(|c| c.program == name).unwrap();
+        assert!(by("retval").skip.as_deref().unwrap().contains("pre-execution callback"));
+        assert!(by("reject").skip.is_none(), "a case that does not run needs no callback");
+        assert!(by("testmod").skip.as_deref().unwrap().contains("bpf_testmod"));
     }
 
     #[test]

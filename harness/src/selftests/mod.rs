@@ -12,7 +12,90 @@
 //! `variant.yaml`); a declared difference must happen, and any other difference fails.
 
 pub mod annotations;
+pub mod drivers;
 pub mod object;
 
+/// Where the BPF selftests live in a kernel tree.
+pub const SELFTESTS_DIR: &str = "tools/testing/selftests/bpf";
 /// Where the selftest programs live in a kernel tree.
 pub const PROGS_DIR: &str = "tools/testing/selftests/bpf/progs";
+
+/// test_loader's annotations in a program's source (`bpf_misc.h`'s macros): a file with none is
+/// not an annotated file.
+const ANNOTATIONS: &[&str] = &["__success", "__failure", "__msg(", "__retval(", "__description("];
+
+/// The scenario's `upstream` entries with each pattern (`*` for any run of characters) replaced
+/// by the annotated files of `progs` it matches, in name order; a file named outright stays,
+/// once.
+pub fn expand(entries: &[String], progs: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let mut files: Vec<String> = Vec::new();
+    let mut annotated: Option<Vec<String>> = None;
+    for entry in entries {
+        if !entry.contains('*') {
+            if !files.contains(entry) {
+                files.push(entry.clone());
+            }
+            continue;
+        }
+        if annotated.is_none() {
+            let mut found = Vec::new();
+            for dirent in std::fs::read_dir(progs).with_context(|| format!("reading {}", progs.display()))? {
+                let path = dirent?.path();
+                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                if !name.ends_with(".c") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                if ANNOTATIONS.iter().any(|a| text.contains(a)) {
+                    found.push(name);
+                }
+            }
+            found.sort();
+            annotated = Some(found);
+        }
+        for name in annotated.iter().flatten() {
+            if matches(entry, name) && !files.contains(name) {
+                files.push(name.clone());
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters.
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, tail)) => {
+            let Some(rest) = name.strip_prefix(head) else { return false };
+            (0..=rest.len()).filter(|&i| rest.is_char_boundary(i)).any(|i| matches(tail, &rest[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_name_the_annotated_files_they_match() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("verifier_and.c", "SEC(\"socket\") __success int f(void) { return 0; }"),
+            ("verifier_or.c", "__failure __msg(\"x\") int g(void);"),
+            ("verifier_plain.c", "int h(void) { return 0; }"),
+            ("cpumask_success.c", "__success int c(void);"),
+            ("notes.h", "__success"),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let expand =
+            |entries: &[&str]| expand(&entries.iter().map(|e| e.to_string()).collect::<Vec<_>>(), dir.path()).unwrap();
+        assert_eq!(expand(&["verifier_*.c"]), ["verifier_and.c", "verifier_or.c"]);
+        assert_eq!(expand(&["cpumask_success.c", "*.c"]), ["cpumask_success.c", "verifier_and.c", "verifier_or.c"]);
+        assert_eq!(expand(&["*_or.c"]), ["verifier_or.c"]);
+        assert_eq!(expand(&["missing.c"]), ["missing.c"], "a named file is checked when it is compiled");
+        assert!(matches("a*b*c", "aXbYc") && !matches("a*b", "ab_") && matches("*", ""));
+    }
+}

@@ -22,6 +22,21 @@ pub fn programs(object: &Path) -> anyhow::Result<Vec<Program>> {
         .collect()
 }
 
+/// The undefined global symbols of a compiled object: its `__ksym` externs (kfuncs and kernel
+/// variables) and other externs libbpf must resolve.
+pub fn externs(object: &Path) -> anyhow::Result<Vec<String>> {
+    use object::{Object, ObjectSymbol};
+    let bytes = std::fs::read(object).with_context(|| format!("reading {}", object.display()))?;
+    let file =
+        object::File::parse(&*bytes).map_err(|e| anyhow::anyhow!("{}: not an ELF object: {e}", object.display()))?;
+    Ok(file
+        .symbols()
+        .filter(|s| s.is_undefined() && s.is_global())
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .filter(|name| !name.is_empty())
+        .collect())
+}
+
 /// Each function's decl tags (component -1: on the function itself), in BTF order, from
 /// `bpftool -j btf dump file`.
 fn decl_tags(object: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {

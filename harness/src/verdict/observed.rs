@@ -30,6 +30,8 @@ pub struct ObservedProgram {
     pub cpumasks: Option<ObjectCount>,
     /// Why the guest did not load it (its kernel lacks the type or the attach target).
     pub skipped: Option<String>,
+    /// The verifier log of an accepted load, when the plan asked for one.
+    pub log: Option<String>,
     pub errors: Vec<String>,
 }
 
@@ -88,6 +90,7 @@ impl Observed {
                 }
                 Record::Cpumasks { id, count } => entry(programs, id).cpumasks = Some(*count),
                 Record::Skipped { id, reason } => entry(programs, id).skipped = Some(reason.clone()),
+                Record::Log { id, log } => entry(programs, id).log = Some(log.clone()),
                 Record::Error { id: Some(id), message } => entry(programs, id).errors.push(message.clone()),
                 Record::Error { id: None, message } => observed.global_errors.push(message.clone()),
                 Record::Done => {}

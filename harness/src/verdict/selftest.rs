@@ -17,14 +17,48 @@ fn run_errno(o: &ObservedProgram) -> Option<i32> {
     o.ran.as_ref().and_then(|r| r.run_errno)
 }
 
-/// test_loader.c's `validate_msgs` for plain substrings: each after the previous match.
-/// Returns the first message not found.
-fn first_missing<'a>(log: &str, msgs: &'a [String]) -> Option<&'a str> {
+/// One `__msg` as test_loader.c's `compile_regex` reads it: verbatim text, with `{{...}}` parts
+/// that are POSIX extended regular expressions, matched with REG_NEWLINE (`.` and `^`/`$` stop
+/// at line ends; unlike POSIX, a `[^...]` class can still match a newline here).
+enum Pattern<'a> {
+    Substring(&'a str),
+    Regex(regex::Regex),
+}
+
+fn pattern(msg: &str) -> Result<Pattern<'_>, String> {
+    if !msg.contains("{{") {
+        return Ok(Pattern::Substring(msg));
+    }
+    let mut expr = String::new();
+    let mut rest = msg;
+    while let Some(open) = rest.find("{{") {
+        expr.push_str(&regex::escape(&rest[..open]));
+        let inner = &rest[open + 2..];
+        let close = inner.find("}}").ok_or_else(|| format!("__msg({msg:?}): a {{{{ without its }}}}"))?;
+        expr.push_str(&inner[..close]);
+        rest = &inner[close + 2..];
+    }
+    expr.push_str(&regex::escape(rest));
+    regex::RegexBuilder::new(&expr)
+        .multi_line(true)
+        .build()
+        .map(Pattern::Regex)
+        .map_err(|e| format!("__msg({msg:?}): not a regular expression: {e}"))
+}
+
+/// test_loader.c's `validate_msgs`: each message found after the previous one's match. Returns
+/// the first message not found (or not a valid pattern), with why.
+fn first_missing(log: &str, msgs: &[String]) -> Option<String> {
     let mut rest = log;
     for msg in msgs {
-        match rest.find(msg.as_str()) {
-            Some(at) => rest = &rest[at + msg.len()..],
-            None => return Some(msg),
+        let found = match pattern(msg) {
+            Ok(Pattern::Substring(text)) => rest.find(text).map(|at| at + text.len()),
+            Ok(Pattern::Regex(re)) => re.find(rest).map(|m| m.end()),
+            Err(why) => return Some(why),
+        };
+        match found {
+            Some(end) => rest = &rest[end..],
+            None => return Some(format!("the log lacks {msg:?} (after the messages before it)")),
         }
     }
     None
@@ -45,17 +79,25 @@ fn meets(
             last_lines(log, LOG_TAIL_LINES)
         )),
         (Some(Verdict::Rejected { log, .. }), ExpectedVerdict::Reject) => match first_missing(log, msgs) {
-            Some(msg) => Err(format!("rejected, but the log lacks {msg:?} (after the messages before it)")),
+            Some(why) => Err(format!("rejected, but {why}")),
             None if msgs.is_empty() => Ok("rejected".into()),
             None => Ok(format!("rejected with the {} expected messages", msgs.len())),
         },
         (Some(Verdict::Accepted), ExpectedVerdict::Accept) => {
+            // As upstream, a load without a log level has no log to find messages in.
+            if let Some(why) = first_missing(o.log.as_deref().unwrap_or_default(), msgs) {
+                return Err(format!("accepted, but {why}"));
+            }
+            let with_msgs = match msgs.len() {
+                0 => String::new(),
+                n => format!(" with the {n} expected messages"),
+            };
             match (retval, o.ran.as_ref().map(|r| r.retval), run_errno(o)) {
-                (None, _, _) => Ok("accepted".into()),
+                (None, _, _) => Ok(format!("accepted{with_msgs}")),
                 (Some(_), None, _) => Err("accepted, but no test run was reported".into()),
                 (Some(_), Some(_), Some(errno)) => Err(format!("the test run failed with errno {errno}")),
                 (Some(want), Some(got), None) if want == POINTER_VALUE || got as i32 == want => {
-                    Ok(format!("accepted, returned {}", got as i32))
+                    Ok(format!("accepted{with_msgs}, returned {}", got as i32))
                 }
                 (Some(want), Some(got), None) => Err(format!("returned {}, expected {want}", got as i32)),
             }
@@ -63,10 +105,22 @@ fn meets(
     }
 }
 
+/// The guest's reason for not loading a case, naming `bpf_testmod` where the kfunc the kernel
+/// lacks is one the selftests' module provides.
+fn skip_reason(case: &Case, guest_reason: &str) -> String {
+    let missing = guest_reason.split('\'').nth(1).unwrap_or_default();
+    match case.testmod_kfuncs.iter().find(|k| *k == missing) {
+        Some(kfunc) => {
+            format!("calls {kfunc}, a kfunc only bpf_testmod (the selftests' module, not loaded here) provides")
+        }
+        None => guest_reason.to_string(),
+    }
+}
+
 /// The result of one case on a variant, with the variant's declared difference for it.
 pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) -> ProgramResult {
     let mut checks = Vec::new();
-    let skipped = case.skip.clone().or_else(|| o.skipped.clone());
+    let skipped = case.skip.clone().or_else(|| o.skipped.as_deref().map(|r| skip_reason(case, r)));
     if skipped.is_none() {
         let e = &case.expected;
         let upstream = meets(o, e.verdict, &e.msgs, e.retval);
@@ -192,9 +246,47 @@ mod tests {
         let msgs = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let log = "0: R1=ctx()\ncall bpf_throw\nUnreleased reference id=2\nprocessed 5 insns";
         assert_eq!(first_missing(log, &msgs(&["bpf_throw", "Unreleased reference"])), None);
-        assert_eq!(first_missing(log, &msgs(&["Unreleased reference", "bpf_throw"])), Some("bpf_throw"));
-        assert_eq!(first_missing(log, &msgs(&["id=2", "id=2"])), Some("id=2"));
+        let missing = |m: &[&str]| first_missing(log, &msgs(m)).unwrap_or_default();
+        assert!(missing(&["Unreleased reference", "bpf_throw"]).contains("lacks \"bpf_throw\""));
+        assert!(missing(&["id=2", "id=2"]).contains("lacks \"id=2\""));
         assert_eq!(first_missing(log, &[]), None);
+    }
+
+    #[test]
+    fn a_message_with_a_regex_matches_as_test_loader_compiles_it() {
+        let msgs = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let log = "0: R1=ctx() R10=fp0\n1: (85) call bpf_throw#12345\nR0=scalar(id=7)\n";
+        // Verbatim parts are escaped: `(85)` is text, `{{[0-9]+}}` a regex.
+        assert_eq!(first_missing(log, &msgs(&["(85) call bpf_throw#{{[0-9]+}}", "R0=scalar(id={{[0-9]}})"])), None);
+        assert!(first_missing(log, &msgs(&["call {{bpf_.*}}R0"])).is_some(), "`.` stops at the line end");
+        assert_eq!(first_missing(log, &msgs(&["{{^R0}}"])), None, "`^` matches after a newline");
+        assert!(first_missing(log, &msgs(&["{{(}}"])).unwrap().contains("not a regular expression"));
+    }
+
+    #[test]
+    fn messages_on_a_load_that_succeeds_are_found_in_its_log() {
+        let mut expects = case(ExpectedVerdict::Accept, &["safe"], None);
+        expects.log_level = 2;
+        let accepted = loaded(Verdict::Accepted);
+        let log = |text: &str| Record::Log { id: "f/p".into(), log: text.into() };
+        assert!(evaluate(&expects, None, &[accepted.clone(), log("processed 3 insns; safe")]).passed());
+        let lacks = evaluate(&expects, None, &[accepted.clone(), log("processed 3 insns")]);
+        assert!(!lacks.passed() && lacks.checks[0].detail.contains("lacks \"safe\""), "{:?}", lacks.checks);
+        // Without a log level there is no log, as upstream: the message cannot be found.
+        assert!(!evaluate(&expects, None, &[accepted]).passed());
+    }
+
+    #[test]
+    fn a_kfunc_only_bpf_testmod_provides_is_named_in_the_skip() {
+        let mut needs = case(ExpectedVerdict::Accept, &[], None);
+        needs.testmod_kfuncs = vec!["bpf_kfunc_call_test1".into()];
+        let reason = "a kfunc the object uses is not in this kernel (a config option it lacks): \
+                      libbpf: extern (func ksym) 'bpf_kfunc_call_test1': not found in kernel or module BTFs";
+        let skipped = Record::Skipped { id: "f/p".into(), reason: reason.into() };
+        let result = evaluate(&needs, None, std::slice::from_ref(&skipped));
+        assert!(result.skipped.as_deref().unwrap().starts_with("calls bpf_kfunc_call_test1, a kfunc only bpf_testmod"));
+        let other = evaluate(&case(ExpectedVerdict::Accept, &[], None), None, &[skipped]);
+        assert_eq!(other.skipped.as_deref(), Some(reason), "another missing kfunc keeps the guest's reason");
     }
 
     fn loaded(verdict: Verdict) -> Record {

@@ -5,7 +5,7 @@
 use crate::kernel::variant::Difference;
 use crate::results::schema::ProgramResult;
 use crate::scenario::{Expectation, ProgramSpec, Scenario};
-use crate::selftests::annotations::{object_name, Case};
+use crate::selftests::annotations::{object_name, Case, RunAs};
 use crate::verdict::observed::ObservedProgram;
 use crate::verdict::{scenario, selftest};
 use bpfh_protocol::{Action, Measure, ProgType, ProgramPlan, PROBES_OBJECT, VERIFIER_MEM_OBJECT};
@@ -58,10 +58,10 @@ impl Subject {
     /// program is measured whatever its expected verdict: if a kernel accepts what it was
     /// expected to reject, the run still shows its cost (a rejected program is never run).
     pub fn plan(&self, variant: &str) -> Option<ProgramPlan> {
-        let (prog_flags, auxiliary) = match self {
-            Subject::Selftest { case, .. } => (case.prog_flags, case.auxiliary.clone()),
-            Subject::Program(p) => (0, p.auxiliary.clone()),
-            Subject::FixedCost(_) | Subject::Uncompiled { .. } => (0, Vec::new()),
+        let (prog_flags, auxiliary, log_level) = match self {
+            Subject::Selftest { case, .. } => (case.prog_flags, case.auxiliary.clone(), case.log_level),
+            Subject::Program(p) => (0, p.auxiliary.clone(), 0),
+            Subject::FixedCost(_) | Subject::Uncompiled { .. } => (0, Vec::new(), 0),
         };
         let (program, prog_type, action) = match self {
             Subject::Program(p) | Subject::FixedCost(p) => {
@@ -86,7 +86,11 @@ impl Subject {
             Subject::Selftest { case, .. } if case.skip.is_some() => return None,
             Subject::Uncompiled { .. } => return None,
             Subject::Selftest { case, .. } => {
-                let action = if case.runs { Action::TestLoaderRun } else { Action::Load };
+                let action = match case.run {
+                    Some(RunAs::TestLoader) => Action::TestLoaderRun,
+                    Some(RunAs::PktV4) => Action::RunOnPktV4,
+                    None => Action::Load,
+                };
                 (&case.program, case.prog_type, action)
             }
         };
@@ -98,6 +102,7 @@ impl Subject {
             action,
             prog_flags,
             auxiliary,
+            log_level,
         })
     }
 
@@ -194,7 +199,8 @@ mod tests {
             program("ret", "tc", &["comment:test_retval=TEST_DATA_LEN"]),
             program("arm", "tc", &["comment:test_arch=ARM64"]),
         ];
-        let cases = cases("demo.c", &programs);
+        let cases =
+            cases("demo.c", &programs, &crate::selftests::drivers::Driver::TestLoader { pre_execution: false }, &[]);
         let subjects = of_selftests(cases.clone(), &[]);
         let plan: Vec<ProgramPlan> = subjects.iter().filter_map(|s| s.plan("v")).collect();
         assert_eq!(plan.len(), cases.iter().filter(|c| c.skip.is_none()).count());
@@ -204,7 +210,12 @@ mod tests {
         assert_eq!((reject.action.clone(), reject.prog_type), (Action::Load, ProgType::Any));
         assert_eq!(reject.prog_flags, crate::selftests::annotations::TESTING_PROG_FLAGS, "test_loader's flags");
         let with_aux = [program("aux", "tc", &["comment:test_auxiliary"]), program("t", "tc", &[])];
-        let aux_cases = crate::selftests::annotations::cases("aux.c", &with_aux);
+        let aux_cases = crate::selftests::annotations::cases(
+            "aux.c",
+            &with_aux,
+            &crate::selftests::drivers::Driver::TestLoader { pre_execution: false },
+            &[],
+        );
         let aux_plan = of_selftests(aux_cases, &[])[0].plan("v").unwrap();
         assert_eq!(aux_plan.auxiliary, ["aux"], "loaded beside the case");
     }
