@@ -71,9 +71,9 @@ pub struct LockedBuild {
 }
 
 /// Identity of a source tree after patching: version, where it came from, the patches' bytes.
-fn tree_key(source: &KernelSource, variant: &Variant) -> anyhow::Result<(String, String)> {
+fn tree_key(source: &KernelSource, patches: &[PathBuf]) -> anyhow::Result<(String, String)> {
     let mut patch_bytes = Vec::new();
-    for p in &variant.patches {
+    for p in patches {
         let bytes = std::fs::read(p).with_context(|| format!("patch {}: cannot read", p.display()))?;
         patch_bytes.push((p.file_name().unwrap_or_default().to_string_lossy().into_owned(), bytes));
     }
@@ -81,6 +81,19 @@ fn tree_key(source: &KernelSource, variant: &Variant) -> anyhow::Result<(String,
     let source_id = format!("{}@{}", source.version, source.path.display());
     let tree_hash = hash_parts([("source", source_id.as_bytes()), ("patches", patch_hash.as_bytes())]);
     Ok((tree_hash, patch_hash))
+}
+
+/// The debug kernel's own patches, applied after the variant's series: the `*.patch` files of
+/// `<fragment stem>-patches/` beside the debug fragment (`kernel-config/debug-patches/`). They
+/// add the test triggers its detectors are proven with (LKDTM crash types for a lock inversion,
+/// an RCU stall and a memory leak), which a normal kernel must not carry.
+pub fn debug_patches(debug_fragment: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let stem = debug_fragment.file_stem().unwrap_or_default().to_string_lossy();
+    let dir = debug_fragment.with_file_name(format!("{stem}-patches"));
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    crate::kernel::variant::patch_files(&dir)
 }
 
 /// The source tree for a variant: a hard-linked copy of the pristine tree with the series
@@ -92,6 +105,7 @@ fn variant_tree(
     cache: &Cache,
     source: &KernelSource,
     variant: &Variant,
+    patches: &[PathBuf],
     tree_hash: &str,
 ) -> anyhow::Result<PathBuf> {
     let tree = cache.trees().join(format!("{}-{}", variant.name, &tree_hash[..16]));
@@ -114,11 +128,11 @@ fn variant_tree(
         std::fs::remove_dir_all(&staging)?;
     }
     std::fs::create_dir_all(cache.trees())?;
-    sink.phase(&variant.name, &format!("preparing the source tree ({} patches)", variant.patches.len()));
+    sink.phase(&variant.name, &format!("preparing the source tree ({} patches)", patches.len()));
     let sh = xshell::Shell::new()?;
     let pristine = &source.path;
     xshell::cmd!(sh, "cp -al {pristine} {staging}").quiet().run()?;
-    if let Err(err) = patch::apply_series(&staging, &variant.patches) {
+    if let Err(err) = patch::apply_series(&staging, patches) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(anyhow::Error::new(err).context(format!("variant {}", variant.name)));
     }
@@ -212,10 +226,15 @@ pub fn build(
     base_fragment: &Path,
     debug_fragment: Option<&Path>,
 ) -> anyhow::Result<LockedBuild> {
-    let (tree_hash, patch_hash) = tree_key(source, variant)?;
+    // A debug kernel's tree carries the debug patches too: a tree (and build key) of its own.
+    let mut patches = variant.patches.clone();
+    if let Some(fragment) = debug_fragment {
+        patches.extend(debug_patches(fragment)?);
+    }
+    let (tree_hash, patch_hash) = tree_key(source, &patches)?;
     // Another run preparing this tree (or its configs) waits, then finds them made.
     let tree_lock = cache.lock(sink, &tree_lock(&tree_hash[..16]))?;
-    let tree = variant_tree(sink, cache, source, variant, &tree_hash)?;
+    let tree = variant_tree(sink, cache, source, variant, &patches, &tree_hash)?;
 
     let mut fragment_paths = vec![base_fragment.to_path_buf()];
     fragment_paths.extend(variant.config_fragment.clone());
@@ -315,4 +334,29 @@ pub fn build(
     };
     write_atomic(&stamp, serde_json::to_string_pretty(&done)?.as_bytes())?;
     Ok(LockedBuild { kernel: done, _lock: lock })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A debug kernel's patches are the `.patch` files of `<stem>-patches/` beside its fragment, in
+    /// order; a fragment without such a directory has none; the shipped one has the triggers.
+    #[test]
+    fn debug_patches_lie_beside_the_debug_fragment() {
+        let dir = tempfile::tempdir().unwrap();
+        let fragment = dir.path().join("debug.config");
+        std::fs::write(&fragment, "CONFIG_LKDTM=y\n").unwrap();
+        assert!(debug_patches(&fragment).unwrap().is_empty());
+        let patches = dir.path().join("debug-patches");
+        std::fs::create_dir(&patches).unwrap();
+        for name in ["0002-b.patch", "0001-a.patch", "README.md"] {
+            std::fs::write(patches.join(name), "diff --git a/x b/x\n").unwrap();
+        }
+        let names: Vec<_> =
+            debug_patches(&fragment).unwrap().iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+        assert_eq!(names, ["0001-a.patch", "0002-b.patch"]);
+        let shipped = debug_patches(&crate::host::repo::debug_fragment()).unwrap();
+        assert!(shipped.iter().any(|p| std::fs::read_to_string(p).unwrap().contains("CRASHTYPE(KMEMLEAK)")));
+    }
 }

@@ -291,7 +291,8 @@ pub fn select(scenario: &Scenario, only: &[String], root: &Path, extra: &[Varian
         .collect()
 }
 
-fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The `*.patch` files of `dir` (a cover letter left out), in file name order.
+pub(crate) fn patch_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut patches = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
         let path = entry?.path();
