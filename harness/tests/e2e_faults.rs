@@ -328,8 +328,8 @@ fn e2e_interrupted_build_is_never_reused_and_concurrent_runs_wait_for_the_lock()
 
 /// Under the debug kernel, faults provoked for real through LKDTM: a WARN the scenario expects
 /// (allowed, kept), a refcount_t underflow warning and a KASAN use-after-free report (each fails
-/// the run, with its excerpt and the console path). The only debug-kernel test: CI builds the
-/// debug kernel for the baseline alone.
+/// the run, with its excerpt and the console path). CI builds the debug kernel for the baseline
+/// alone; `e2e_detectors` proves the other detectors on the same kernel.
 #[test]
 fn e2e_debug_kernel_reports_warnings_refcount_and_kasan_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
@@ -360,5 +360,8 @@ fn e2e_debug_kernel_reports_warnings_refcount_and_kasan_unless_allowed() {
     let first_lines: Vec<&str> = baseline.kernel_warnings.iter().map(|w| w.lines().next().unwrap()).collect();
     assert!(first_lines.iter().any(|l| l.contains("refcount_t: decrement hit 0")), "{first_lines:#?}");
     assert!(first_lines.iter().any(|l| l.contains("BUG: KASAN: slab-use-after-free")), "{first_lines:#?}");
-    assert!(table.contains("KERNEL WARNING (console: ") && table.contains(&baseline.console_log.display().to_string()));
+    assert!(
+        table.contains("KERNEL WARNING: KASAN (console: ")
+            && table.contains(&baseline.console_log.display().to_string())
+    );
 }

@@ -186,7 +186,12 @@ fn details(run: &RunResult) -> String {
             }
         }
         for w in &v.kernel_warnings {
-            out.push_str(&format!("\n[{}] KERNEL WARNING (console: {}):\n{w}\n", v.name, v.console_log.display()));
+            let kind = crate::vm::console::kind(w);
+            out.push_str(&format!(
+                "\n[{}] KERNEL WARNING: {kind} (console: {}):\n{w}\n",
+                v.name,
+                v.console_log.display()
+            ));
         }
         for e in &v.guest_errors {
             out.push_str(&format!("\n[{}] guest error: {e}\n", v.name));

@@ -73,14 +73,17 @@ impl Outcome {
     }
 }
 
-/// A variant's own correctness: the guest finished and the kernel did not warn.
+/// A variant's own correctness: the guest finished and the kernel did not warn (what warned,
+/// by detector, if it did).
 pub fn variant_health(v: &VariantResult) -> String {
     let mut parts = Vec::new();
     if !v.complete {
         parts.push("INCOMPLETE".to_string());
     }
     if !v.kernel_warnings.is_empty() {
-        parts.push(format!("{} kernel warnings", v.kernel_warnings.len()));
+        // Named by their detectors: "2 kernel warnings (lockdep, RCU stall)".
+        let kinds = crate::vm::console::kinds(&v.kernel_warnings).join(", ");
+        parts.push(format!("{} kernel warnings ({kinds})", v.kernel_warnings.len()));
     }
     if !v.guest_errors.is_empty() {
         parts.push(format!("{} guest errors", v.guest_errors.len()));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 pub const QEMU: &str = "qemu-system-x86_64";
 const PANIC_MARKER: &str = "Kernel panic - not syncing";
-/// Lines of the console a failure shows, and of a panic from its first line on.
+/// Lines of the console a failure shows (its last), and of a panic (from its first line on).
 const CONSOLE_TAIL_LINES: usize = 30;
 const PANIC_EXCERPT_LINES: usize = 40;
 /// How long a guest that reported Done may take to reset before it is stopped.
@@ -461,7 +461,11 @@ fn run(spec: &BootSpec, saved: Option<&SavedBoot>, note: Option<String>) -> anyh
     }
     if failure.is_none() && !finished {
         failure = Some(match console.find(PANIC_MARKER) {
-            Some(at) => GuestFailure::Panic { excerpt: last_lines(&console[at..], PANIC_EXCERPT_LINES) },
+            // From the panic line on: its reason ("softlockup: hung tasks") comes first, and a
+            // long backtrace must not push it out.
+            Some(at) => GuestFailure::Panic {
+                excerpt: console[at..].lines().take(PANIC_EXCERPT_LINES).collect::<Vec<_>>().join("\n"),
+            },
             None => GuestFailure::QemuExited {
                 status: status.map(|s| s.to_string()).unwrap_or_else(|| "stopped".into()),
                 stderr: stderr.trim().to_string(),
