@@ -144,7 +144,7 @@ pub struct ProgramPlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auxiliary: Vec<String>,
     /// The verifier log level of the load (test_loader's `__log_level`; 0: no log unless the
-    /// load fails, when it is loaded again at level 1, as libbpf does). With level 1 or 2 the log
+    /// load fails, when it is loaded again at level 1, as libbpf does). With any level the log
     /// of an accepted load is reported too ([`Record::Log`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub log_level: u32,

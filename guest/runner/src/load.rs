@@ -151,7 +151,11 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
                 output.trim()
             );
         }
-        let output = match target.log_level & BPF_LOG_LEVELS {
+        // libbpf retries only a load without any log level: a `__log_level(4)` rejection keeps
+        // its statistics log (the error is in it), and is not verified a second time with a
+        // level-1 log, which for a program the verifier gives up on after a million
+        // instructions takes minutes under TCG.
+        let output = match target.log_level {
             0 => {
                 drop(open);
                 let (_, rc, full, _) = open_and_load(target, BPF_LOG_LEVEL1)?;
@@ -185,7 +189,7 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
         ),
         ProgType::Tc | ProgType::Syscall | ProgType::Any => None,
     };
-    let log = (target.log_level & BPF_LOG_LEVELS != 0)
+    let log = (target.log_level != 0)
         .then(|| verifier_log(&output).map(|log| keep_tail(log, MAX_LOG_BYTES)))
         .flatten();
     let loaded = Loaded { _link: link, _object: object, fd, info: LoadInfo::default(), log };
@@ -205,8 +209,6 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
 
 /// `log_level` bits of BPF_PROG_LOAD.
 const BPF_LOG_LEVEL1: u32 = 1;
-/// Levels 1 and 2, which write the log proper (4 adds only the statistics).
-const BPF_LOG_LEVELS: u32 = 3;
 pub(crate) const BPF_LOG_STATS: u32 = 4;
 
 /// Why a failed load of a selftest program says nothing about the verifier: the kernel lacks the
