@@ -127,6 +127,9 @@ pub enum Outcome {
 const NO_KFUNC: &str = "not found in kernel or module BTFs";
 /// libbpf's message when a tracing program's attach target is not in the kernel's BTF.
 const NO_ATTACH_TARGET: &str = "failed to find kernel BTF type ID of";
+/// libbpf's message when a map of the object cannot be created (its type is not in this
+/// kernel: an xskmap without CONFIG_XDP_SOCKETS), before any program is loaded.
+const NO_MAP: &str = "': failed to create:";
 
 /// Opens `BPF_DIR/<object>`, loads only `target.program` and reports the verifier's verdict.
 /// Errors are failures that are not a verdict: missing file or program, wrong type, libbpf
@@ -189,9 +192,7 @@ pub fn load(target: Target<'_>, info_fields: &[InfoField]) -> Result<Outcome> {
         ),
         ProgType::Tc | ProgType::Syscall | ProgType::Any => None,
     };
-    let log = (target.log_level != 0)
-        .then(|| verifier_log(&output).map(|log| keep_tail(log, MAX_LOG_BYTES)))
-        .flatten();
+    let log = (target.log_level != 0).then(|| verifier_log(&output).map(|log| keep_tail(log, MAX_LOG_BYTES))).flatten();
     let loaded = Loaded { _link: link, _object: object, fd, info: LoadInfo::default(), log };
     let (info, raw) = prog_info_with_tail(loaded.fd())?;
     let mut load_info = LoadInfo {
@@ -220,6 +221,9 @@ fn unloadable_here(prog_type: ProgramType, output: &str) -> Option<String> {
     }
     if let Some(line) = output.lines().find(|l| l.contains(NO_ATTACH_TARGET)) {
         return Some(format!("attach target not in this kernel's BTF: {}", line.trim()));
+    }
+    if let Some(line) = output.lines().find(|l| l.contains(NO_MAP)) {
+        return Some(format!("a map the object declares cannot be created in this kernel: {}", line.trim()));
     }
     let line = output.lines().find(|l| l.contains(NO_KFUNC))?;
     Some(format!("a kfunc the object uses is not in this kernel (a config option it lacks): {}", line.trim()))

@@ -14,6 +14,7 @@ use crate::scenario::Scenario;
 use crate::selftests::annotations::{cases, check_differences, object_name};
 use crate::selftests::drivers::Drivers;
 use crate::selftests::object::{externs, programs};
+use crate::selftests::options;
 use crate::selftests::SELFTESTS_DIR;
 use crate::verdict::subject::{self, Subject};
 use bpfh_protocol::{Plan, BPF_DIR, PLAN_PATH};
@@ -74,6 +75,10 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
         let files = &inputs.scenario.upstream;
         let mut uncompiled = Vec::new();
         let drivers = Drivers::read(&kernel.tree.join(SELFTESTS_DIR))?;
+        let dotconfig = kernel.objdir.join(".config");
+        let lacking = options::lacking(&anyhow::Context::with_context(std::fs::read_to_string(&dotconfig), || {
+            format!("reading {}", dotconfig.display())
+        })?);
         for (file, compiled) in
             files.iter().zip(objects::compile_selftests(sink, inputs.cache, inputs.source, kernel, files)?)
         {
@@ -82,7 +87,11 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
                     debug_assert_eq!(name, object_name(file));
                     let testmod: Vec<String> =
                         externs(&object)?.into_iter().filter(|e| drivers.testmod_kfuncs.contains(e)).collect();
-                    all.extend(cases(file, &programs(&object)?, &drivers.of(file), &testmod));
+                    let mut file_cases = cases(file, &programs(&object)?, &drivers.of(file), &testmod);
+                    for case in &mut file_cases {
+                        case.lacking_options = lacking.clone();
+                    }
+                    all.extend(file_cases);
                     objects.push((name, object));
                 }
                 Err(error) => uncompiled.push(Subject::uncompiled(file, error)),

@@ -10,6 +10,7 @@ use crate::results::stats;
 use crate::scenario::metric;
 use crate::verdict::outcome::{variant_health, Outcome};
 use crate::vm::qemu::Mode;
+use std::collections::BTreeMap;
 
 /// Program ids in first-seen order over all variants, with their type and fixed-cost flag
 /// (upstream selftest programs have a table of their own).
@@ -224,11 +225,24 @@ fn selftests_table(run: &RunResult) -> String {
     let mut notes = Vec::new();
     for (id, origin) in &ids {
         let mut row = vec![id.to_string(), origin.section.trim_start_matches('?').to_string()];
+        // A case every variant skips for the same reason gets one note, not one per variant.
+        let reasons: Vec<Option<&str>> =
+            run.variants.iter().map(|v| v.program(id).and_then(|p| p.skipped.as_deref())).collect();
+        let skipped_alike = run.variants.len() > 1 && reasons.iter().all(|r| r.is_some() && *r == reasons[0]);
+        if let (true, Some(reason)) = (skipped_alike, reasons[0]) {
+            notes.push(format!("{id}: skipped on every variant: {reason}"));
+        }
         for v in &run.variants {
             let cell = match v.program(id) {
                 None => "-".to_string(),
                 Some(p) if p.skipped.is_some() => {
-                    notes.push(format!("{id} on {}: skipped: {}", v.name, p.skipped.as_deref().unwrap_or_default()));
+                    if !skipped_alike {
+                        notes.push(format!(
+                            "{id} on {}: skipped: {}",
+                            v.name,
+                            p.skipped.as_deref().unwrap_or_default()
+                        ));
+                    }
                     "skip".into()
                 }
                 Some(p) => {
@@ -262,6 +276,16 @@ fn selftests_table(run: &RunResult) -> String {
     let mut out = format!("\nupstream selftest programs (checked as test_loader.c does)\n{}", render_rows(&rows));
     for note in notes {
         out.push_str(&format!("  {note}\n"));
+    }
+    for v in &run.variants {
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for reason in v.programs.iter().filter(|p| p.upstream.is_some()).filter_map(|p| p.skipped.as_deref()) {
+            *kinds.entry(crate::selftests::skip_kind(reason)).or_default() += 1;
+        }
+        if !kinds.is_empty() {
+            let counts: Vec<String> = kinds.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+            out.push_str(&format!("  skipped on {}, by reason: {}\n", v.name, counts.join("; ")));
+        }
     }
     out
 }

@@ -6,6 +6,7 @@ use crate::kernel::variant::Difference;
 use crate::results::schema::Expected;
 use crate::scenario::ExpectedVerdict;
 use crate::selftests::drivers::{Driver, DRIVER_SET_UP};
+use crate::selftests::options::Needs;
 use bpfh_protocol::ProgType;
 
 /// test_loader.c's `POINTER_VALUE`: a `__retval` that accepts any return value.
@@ -200,6 +201,9 @@ pub struct Case {
     /// Kfuncs the object calls that `bpf_testmod` provides: a load that fails for want of one
     /// is a skip naming the module.
     pub testmod_kfuncs: Vec<String>,
+    /// Options this kernel lacks that some selftests need: a failure that shows one is a skip
+    /// naming it.
+    pub lacking_options: Vec<Needs>,
 }
 
 /// The program type the runner names for a section (libbpf's names), if it has one; a program
@@ -311,6 +315,7 @@ pub fn cases(file: &str, programs: &[Program], driver: &Driver, testmod_kfuncs: 
                 prog_flags: a.prog_flags,
                 auxiliary: auxiliary.clone(),
                 testmod_kfuncs: testmod_kfuncs.to_vec(),
+                lacking_options: Vec::new(),
             }
         })
         .collect()

@@ -14,11 +14,47 @@
 pub mod annotations;
 pub mod drivers;
 pub mod object;
+pub mod options;
 
 /// Where the BPF selftests live in a kernel tree.
 pub const SELFTESTS_DIR: &str = "tools/testing/selftests/bpf";
 /// Where the selftest programs live in a kernel tree.
 pub const PROGS_DIR: &str = "tools/testing/selftests/bpf/progs";
+
+/// A skip reason's kind, for counting skips by reason: the reason without what names the case
+/// (the driver, the kfunc, the program type).
+pub fn skip_kind(reason: &str) -> &str {
+    const KINDS: &[(&str, &str)] = &[
+        ("driven by hand by prog_tests/", "driven by hand by a prog_tests/ driver, not test_loader"),
+        ("no prog_tests/ driver", "no prog_tests/ driver runs it"),
+        ("not in prog_tests/", "not in its driver's RUN_SUCCESS table"),
+        ("its tail call target", "set up by its driver"),
+        ("its __retval run needs the maps", "maps filled by prog_tests/verifier.c before the run"),
+        ("bpf_testmod", "needs bpf_testmod"),
+        ("only unprivileged-mode", "unprivileged mode only"),
+        ("__arch(", "not for x86_64"),
+        ("uses ", "annotations the harness does not check (__xlated, __jited, __btf_path)"),
+        ("a freplace", "freplace/struct_ops target set up by its test"),
+        ("a struct_ops", "freplace/struct_ops target set up by its test"),
+        ("this kernel does not support", "a program type this kernel lacks (e.g. lsm)"),
+        ("attach target not in this kernel", "an attach target this kernel lacks"),
+        ("a kfunc the object uses is not in this kernel", "a kfunc this kernel lacks (e.g. bpf_key_put: CONFIG_KEYS)"),
+        ("does not compile", "does not compile, on baseline either"),
+        (
+            "a map the object declares cannot be created",
+            "a map type this kernel lacks (e.g. xskmap: CONFIG_XDP_SOCKETS)",
+        ),
+        ("needs CONFIG_", "a kernel option the base config leaves out"),
+    ];
+    KINDS
+        .iter()
+        .find(|(marker, _)| match *marker {
+            // Anywhere in the reason: the case's names come first.
+            "bpf_testmod" | "does not compile" => reason.contains(marker),
+            _ => reason.starts_with(marker),
+        })
+        .map_or(reason, |(_, kind)| kind)
+}
 
 /// test_loader's annotations in a program's source (`bpf_misc.h`'s macros): a file with none is
 /// not an annotated file.
@@ -77,6 +113,15 @@ fn matches(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skips_are_counted_by_kind() {
+        let hand = "driven by hand by prog_tests/linked_list.c, not by test_loader: what it expects is C code";
+        assert_eq!(skip_kind(hand), "driven by hand by a prog_tests/ driver, not test_loader");
+        let testmod = "calls bpf_kfunc_call_test1, a kfunc only bpf_testmod (the selftests' module) provides";
+        assert_eq!(skip_kind(testmod), "needs bpf_testmod");
+        assert_eq!(skip_kind("something new"), "something new", "an unknown reason is its own kind");
+    }
 
     #[test]
     fn patterns_name_the_annotated_files_they_match() {

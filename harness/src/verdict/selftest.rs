@@ -7,6 +7,7 @@ use crate::kernel::variant::Difference;
 use crate::results::schema::{Check, Origin, ProgramResult, Summary};
 use crate::scenario::ExpectedVerdict;
 use crate::selftests::annotations::{Case, POINTER_VALUE};
+use crate::selftests::options;
 use crate::verdict::observed::ObservedProgram;
 use bpfh_protocol::Verdict;
 
@@ -120,7 +121,12 @@ fn skip_reason(case: &Case, guest_reason: &str) -> String {
 /// The result of one case on a variant, with the variant's declared difference for it.
 pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) -> ProgramResult {
     let mut checks = Vec::new();
-    let skipped = case.skip.clone().or_else(|| o.skipped.as_deref().map(|r| skip_reason(case, r)));
+    let skipped = case.skip.clone().or_else(|| o.skipped.as_deref().map(|r| skip_reason(case, r))).or_else(|| {
+        let e = &case.expected;
+        meets(o, e.verdict, &e.msgs, e.retval)
+            .err()
+            .and_then(|_| options::shown(&case.lacking_options, &case.section, o))
+    });
     if skipped.is_none() {
         let e = &case.expected;
         let upstream = meets(o, e.verdict, &e.msgs, e.retval);
