@@ -98,6 +98,7 @@ pub fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Cas
         auxiliary: Vec::new(),
         testmod_kfuncs: Vec::new(),
         lacking_options: Vec::new(),
+        drop_caps: 0,
     }
 }
 

@@ -148,6 +148,10 @@ pub struct ProgramPlan {
     /// of an accepted load is reported too ([`Record::Log`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub log_level: u32,
+    /// Effective capabilities (a mask of `CAP_*` bits) dropped around the load, as upstream's
+    /// driver drops them (`prog_tests/verifier.c` loads without CAP_SYS_ADMIN).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub drop_caps: u64,
 }
 
 /// What the runner does with a program the verifier accepted.
@@ -323,6 +327,10 @@ pub struct ObjectCount {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

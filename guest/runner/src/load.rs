@@ -55,6 +55,8 @@ pub struct Target<'a> {
     pub auxiliary: &'a [String],
     /// The verifier log level asked for (`__log_level`); 0: a log only for a rejection.
     pub log_level: u32,
+    /// Effective capabilities dropped around the load (a mask of `CAP_*` bits).
+    pub drop_caps: u64,
     /// An upstream selftest program, which this kernel may be unable to load at all (no such
     /// program type, attach target or kfunc): then it is skipped, not an error.
     pub may_be_unloadable: bool,
@@ -69,6 +71,7 @@ impl<'a> From<&'a ProgramPlan> for Target<'a> {
             prog_flags: plan.prog_flags,
             auxiliary: &plan.auxiliary,
             log_level: plan.log_level,
+            drop_caps: plan.drop_caps,
             may_be_unloadable: !matches!(plan.action, Action::Measure(_)),
         }
     }
@@ -272,8 +275,10 @@ pub(crate) fn open_and_load(target: Target<'_>, log_level: u32) -> Result<(OpenO
     }
 
     // bpf_object__load directly: it returns the kernel's errno, which the verdict needs.
+    let dropped = crate::caps::Dropped::drop(target.drop_caps)?;
     // SAFETY: `open` owns a valid, not yet loaded bpf_object.
     let rc = unsafe { libbpf_sys::bpf_object__load(open.as_libbpf_object().as_ptr()) };
+    drop(dropped);
     Ok((open, rc, take_libbpf_output(), prog_type))
 }
 

@@ -4,6 +4,7 @@
 //! PID 1 must never die: a panicking or exiting init is a kernel panic. Every failure becomes an
 //! `Error` record, a panic included (the hook reports it, `catch_unwind` carries on).
 
+mod caps;
 mod faults;
 mod io;
 mod knobs;

@@ -23,6 +23,7 @@ impl TaskRefs {
             prog_flags: 0,
             auxiliary: &[],
             log_level: 0,
+            drop_caps: 0,
             may_be_unloadable: false,
         };
         match load::load(target, &[])? {

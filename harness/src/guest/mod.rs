@@ -90,6 +90,7 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
                     let mut file_cases = cases(file, &programs(&object)?, &drivers.of(file), &testmod);
                     for case in &mut file_cases {
                         case.lacking_options = lacking.clone();
+                        case.drop_caps = drivers.dropped_caps(file);
                     }
                     all.extend(file_cases);
                     objects.push((name, object));

@@ -204,6 +204,8 @@ pub struct Case {
     /// Options this kernel lacks that some selftests need: a failure that shows one is a skip
     /// naming it.
     pub lacking_options: Vec<Needs>,
+    /// Capabilities upstream's driver drops before loading it (a mask of `CAP_*` bits).
+    pub drop_caps: u64,
 }
 
 /// The program type the runner names for a section (libbpf's names), if it has one; a program
@@ -316,6 +318,7 @@ pub fn cases(file: &str, programs: &[Program], driver: &Driver, testmod_kfuncs: 
                 auxiliary: auxiliary.clone(),
                 testmod_kfuncs: testmod_kfuncs.to_vec(),
                 lacking_options: Vec::new(),
+                drop_caps: 0,
             }
         })
         .collect()

@@ -40,6 +40,21 @@ pub struct Drivers {
     by_hand: BTreeMap<String, (String, BTreeMap<String, i32>)>,
     /// Kfuncs `bpf_testmod` registers.
     pub testmod_kfuncs: BTreeSet<String>,
+    /// File stem -> the capabilities its driver drops before test_loader loads it (a mask of
+    /// `CAP_*` bits): `prog_tests/verifier.c` runs without CAP_SYS_ADMIN, and some of its tests
+    /// drop more.
+    dropped_caps: BTreeMap<String, u64>,
+}
+
+/// The capabilities a driver names, by number (linux/capability.h).
+fn capability(name: &str) -> Option<u32> {
+    Some(match name {
+        "CAP_NET_ADMIN" => 12,
+        "CAP_SYS_ADMIN" => 21,
+        "CAP_PERFMON" => 38,
+        "CAP_BPF" => 39,
+        _ => return None,
+    })
 }
 
 impl Drivers {
@@ -77,17 +92,35 @@ impl Drivers {
         let skeleton = Regex::new(r#"#include\s+"(\w+)\.skel\.h""#).expect("valid");
         let run_success = Regex::new(r"\bRUN_SUCCESS\(\s*(\w+)\s*,\s*(-?\w+)\s*\)").expect("valid");
         let kfunc = Regex::new(r"\bBTF_ID_FLAGS\(\s*func\s*,\s*(\w+)").expect("valid");
+        let test_function = Regex::new(r"(?s)\nvoid test_\w+\(void\)\n\{(.*?)\n\}").expect("valid");
+        let cap_drop = Regex::new(r"(?s)cap_disable_effective\((.*?)\)\s*;").expect("valid");
+        let cap_name = Regex::new(r"CAP_[A-Z_]+").expect("valid");
         let mut drivers = Drivers::default();
         for (name, text) in sources {
             for c in run_tests.captures_iter(text) {
                 drivers.test_loader.insert(c[1].to_string(), false);
             }
             if name == "verifier.c" {
+                // run_tests_aux() drops CAP_SYS_ADMIN around every file it runs.
+                let sys_admin = 1u64 << capability("CAP_SYS_ADMIN").expect("known");
                 for c in verifier_run.captures_iter(text) {
                     drivers.test_loader.insert(c[1].to_string(), false);
+                    drivers.dropped_caps.insert(c[1].to_string(), sys_admin);
                 }
                 for c in with_callback.captures_iter(text) {
                     drivers.test_loader.insert(c[1].to_string(), &c[2] != "NULL");
+                    drivers.dropped_caps.insert(c[1].to_string(), sys_admin);
+                }
+                // A test function that drops more before its RUN() (test_verifier_mtu).
+                for body in test_function.captures_iter(text) {
+                    let Some(drop) = cap_drop.captures(&body[1]) else { continue };
+                    let mask = cap_name
+                        .find_iter(&drop[1])
+                        .filter_map(|m| capability(m.as_str()))
+                        .fold(0u64, |mask, bit| mask | 1 << bit);
+                    for run in verifier_run.captures_iter(&body[1]) {
+                        *drivers.dropped_caps.entry(run[1].to_string()).or_default() |= mask;
+                    }
                 }
             }
         }
@@ -113,6 +146,11 @@ impl Drivers {
         }
         drivers.testmod_kfuncs = kfunc.captures_iter(testmod).map(|c| c[1].to_string()).collect();
         drivers
+    }
+
+    /// The capabilities (a mask of `CAP_*` bits) upstream's driver drops before loading `file`.
+    pub fn dropped_caps(&self, file: &str) -> u64 {
+        self.dropped_caps.get(file.trim_end_matches(".c")).copied().unwrap_or(0)
     }
 
     /// Who runs `file` (`name.c` of `progs/`) upstream.
@@ -157,7 +195,9 @@ mod tests {
                 "verifier.c",
                 "#include \"verifier_and.skel.h\"\nvoid test_verifier_and(void) { RUN(verifier_and); }\n\
                  run_tests_aux(\"verifier_array_access\", verifier_array_access__elf_bytes, init_array_access_maps);\n\
-                 run_tests_aux(\"verifier_plain\", verifier_plain__elf_bytes, NULL);\n",
+                 run_tests_aux(\"verifier_plain\", verifier_plain__elf_bytes, NULL);\n\
+                 \nvoid test_verifier_mtu(void)\n{\n\tret = cap_disable_effective(1ULL << CAP_SYS_ADMIN | 1ULL << CAP_PERFMON, NULL);\n\
+                 \tRUN(verifier_mtu);\n}\n",
             ),
             source(
                 "exceptions.c",
@@ -181,5 +221,12 @@ mod tests {
         assert_eq!(drivers.of("linked_list_fail.c"), Driver::ByHand { driver: "linked_list.c".into() });
         assert_eq!(drivers.of("nobody.c"), Driver::Undriven);
         assert!(drivers.testmod_kfuncs.contains("bpf_kfunc_call_test1"));
+        assert_eq!(drivers.dropped_caps("verifier_and.c"), 1 << 21, "verifier.c runs without CAP_SYS_ADMIN");
+        assert_eq!(
+            drivers.dropped_caps("verifier_mtu.c"),
+            1 << 21 | 1 << 38,
+            "and test_verifier_mtu without CAP_PERFMON"
+        );
+        assert_eq!(drivers.dropped_caps("cpumask_success.c"), 0);
     }
 }

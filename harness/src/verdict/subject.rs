@@ -58,10 +58,10 @@ impl Subject {
     /// program is measured whatever its expected verdict: if a kernel accepts what it was
     /// expected to reject, the run still shows its cost (a rejected program is never run).
     pub fn plan(&self, variant: &str) -> Option<ProgramPlan> {
-        let (prog_flags, auxiliary, log_level) = match self {
-            Subject::Selftest { case, .. } => (case.prog_flags, case.auxiliary.clone(), case.log_level),
-            Subject::Program(p) => (0, p.auxiliary.clone(), 0),
-            Subject::FixedCost(_) | Subject::Uncompiled { .. } => (0, Vec::new(), 0),
+        let (prog_flags, auxiliary, log_level, drop_caps) = match self {
+            Subject::Selftest { case, .. } => (case.prog_flags, case.auxiliary.clone(), case.log_level, case.drop_caps),
+            Subject::Program(p) => (0, p.auxiliary.clone(), 0, 0),
+            Subject::FixedCost(_) | Subject::Uncompiled { .. } => (0, Vec::new(), 0, 0),
         };
         let (program, prog_type, action) = match self {
             Subject::Program(p) | Subject::FixedCost(p) => {
@@ -103,6 +103,7 @@ impl Subject {
             prog_flags,
             auxiliary,
             log_level,
+            drop_caps,
         })
     }
 
