@@ -99,6 +99,8 @@ pub fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Cas
         testmod_kfuncs: Vec::new(),
         lacking_options: Vec::new(),
         drop_caps: 0,
+        xlated: Vec::new(),
+        helpers: Default::default(),
     }
 }
 

@@ -152,6 +152,10 @@ pub struct ProgramPlan {
     /// driver drops them (`prog_tests/verifier.c` loads without CAP_SYS_ADMIN).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub drop_caps: u64,
+    /// Report the program's instructions after the verifier's rewrites ([`Record::Xlated`]),
+    /// for test_loader's `__xlated`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub xlated: bool,
 }
 
 /// What the runner does with a program the verifier accepted.
@@ -313,6 +317,9 @@ pub enum Record {
     /// The verifier log of an accepted load, when the plan asked for a log level
     /// ([`ProgramPlan::log_level`]); a rejected load's log is in its [`Verdict`].
     Log { id: String, log: String },
+    /// An accepted program's instructions after the verifier's rewrites (`xlated_prog_insns`),
+    /// each 8-byte `struct bpf_insn` as a little-endian number, when the plan asked for them.
+    Xlated { id: String, insns: Vec<u64> },
     /// Something went wrong for a program (or for the whole run when `id` is None).
     Error { id: Option<String>, message: String },
     /// The plan ran to its end; the host treats a run without it as incomplete.

@@ -338,6 +338,26 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<libbpf_sys::bpf_prog_info> {
     }
 }
 
+/// The program's instructions after the verifier's rewrites, each as a little-endian u64.
+pub fn xlated_insns(fd: BorrowedFd<'_>) -> Result<Vec<u64>> {
+    let len = prog_info(fd)?.xlated_prog_len as usize;
+    let mut insns = vec![0u64; len / 8];
+    // SAFETY: bpf_prog_info is plain data; the kernel writes at most xlated_prog_len bytes to
+    // the buffer, which is that long.
+    unsafe {
+        let mut info: libbpf_sys::bpf_prog_info = std::mem::zeroed();
+        info.xlated_prog_len = (insns.len() * 8) as u32;
+        info.xlated_prog_insns = insns.as_mut_ptr() as u64;
+        let mut info_len = std::mem::size_of_val(&info) as u32;
+        let rc = libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut info_len);
+        if rc < 0 {
+            return Err(std::io::Error::from_raw_os_error(-rc)).context("bpf_prog_get_info_by_fd (xlated)");
+        }
+        anyhow::ensure!(info.xlated_prog_insns != 0, "the kernel withheld the xlated instructions");
+    }
+    Ok(insns.into_iter().map(u64::from_le).collect())
+}
+
 /// `BPF_OBJ_GET_INFO_BY_FD` into a buffer longer than this libbpf's `bpf_prog_info`: the parsed
 /// struct and the raw bytes the kernel filled (fields a patched kernel appends included).
 fn prog_info_with_tail(fd: BorrowedFd<'_>) -> Result<(libbpf_sys::bpf_prog_info, Vec<u8>)> {

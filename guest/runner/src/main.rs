@@ -165,6 +165,9 @@ fn handle_program(
     if let Some(log) = &loaded.log {
         io::send(&Record::Log { id: plan.id.clone(), log: log.clone() });
     }
+    if plan.xlated {
+        io::send(&Record::Xlated { id: plan.id.clone(), insns: load::xlated_insns(loaded.fd())? });
+    }
     let measure = match &plan.action {
         Action::Load => return Ok(()),
         Action::TestLoaderRun => {

@@ -12,6 +12,7 @@ use crate::kernel::source::KernelSource;
 use crate::kernel::variant::Variant;
 use crate::scenario::Scenario;
 use crate::selftests::annotations::{cases, check_differences, object_name};
+use crate::selftests::disasm;
 use crate::selftests::drivers::Drivers;
 use crate::selftests::object::{externs, programs};
 use crate::selftests::options;
@@ -75,6 +76,7 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
         let files = &inputs.scenario.upstream;
         let mut uncompiled = Vec::new();
         let drivers = Drivers::read(&kernel.tree.join(SELFTESTS_DIR))?;
+        let helpers = std::sync::Arc::new(disasm::helper_names(&kernel.tree)?);
         let dotconfig = kernel.objdir.join(".config");
         let lacking = options::lacking(&anyhow::Context::with_context(std::fs::read_to_string(&dotconfig), || {
             format!("reading {}", dotconfig.display())
@@ -91,6 +93,9 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
                     for case in &mut file_cases {
                         case.lacking_options = lacking.clone();
                         case.drop_caps = drivers.dropped_caps(file);
+                        if !case.xlated.is_empty() {
+                            case.helpers = helpers.clone();
+                        }
                     }
                     all.extend(file_cases);
                     objects.push((name, object));

@@ -63,8 +63,19 @@ pub struct Annotations {
     /// `BPF_F_*` load flags: test_loader's defaults (`testing_prog_flags()`) as `__flag` changes
     /// them.
     pub prog_flags: u32,
+    /// `__xlated` patterns, matched against the disassembled program after the verifier's
+    /// rewrites, as test_loader's `push_disasm_msg` reads them.
+    pub xlated: Vec<XlatedPattern>,
     /// Annotations the harness does not check, by macro name.
     pub unsupported: Vec<&'static str>,
+}
+
+/// One `__xlated` pattern (verbatim text with `{{regex}}` parts, as `__msg`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XlatedPattern {
+    pub pattern: String,
+    /// Must match on the line right after the previous pattern's match.
+    pub on_next_line: bool,
 }
 
 /// test_loader.c's `skip_dynamic_pfx`: `<pfx><counter>=<text>` -> `text`.
@@ -99,6 +110,7 @@ impl Annotations {
     pub fn parse<'a>(tags: impl IntoIterator<Item = &'a str>) -> Result<Annotations, String> {
         let mut a = Annotations { prog_flags: TESTING_PROG_FLAGS, ..Annotations::default() };
         let mut unpriv = false;
+        let mut xlated_next_line = true;
         let note = |a: &mut Annotations, name: &'static str| {
             if !a.unsupported.contains(&name) {
                 a.unsupported.push(name);
@@ -128,8 +140,15 @@ impl Annotations {
                 || t.starts_with("retval_unpriv=")
             {
                 unpriv = true;
-            } else if dynamic(tag, "comment:test_expect_xlated=").is_some() {
-                note(&mut a, "__xlated");
+            } else if let Some(pattern) = dynamic(tag, "comment:test_expect_xlated=") {
+                // `...` lets the next pattern match on any later line; otherwise each pattern
+                // after the first must match on the line after the previous one's.
+                if pattern == "..." {
+                    xlated_next_line = false;
+                } else {
+                    a.xlated.push(XlatedPattern { pattern, on_next_line: xlated_next_line });
+                    xlated_next_line = true;
+                }
                 a.privileged = true;
             } else if dynamic(tag, "comment:test_jited=").is_some() {
                 note(&mut a, "__jited");
@@ -206,6 +225,10 @@ pub struct Case {
     pub lacking_options: Vec<Needs>,
     /// Capabilities upstream's driver drops before loading it (a mask of `CAP_*` bits).
     pub drop_caps: u64,
+    /// `__xlated` patterns.
+    pub xlated: Vec<XlatedPattern>,
+    /// Helper names by id, to disassemble the program (only for a case with `__xlated`).
+    pub helpers: std::sync::Arc<Vec<String>>,
 }
 
 /// The program type the runner names for a section (libbpf's names), if it has one; a program
@@ -319,6 +342,8 @@ pub fn cases(file: &str, programs: &[Program], driver: &Driver, testmod_kfuncs: 
                 testmod_kfuncs: testmod_kfuncs.to_vec(),
                 lacking_options: Vec::new(),
                 drop_caps: 0,
+                xlated: a.xlated.clone(),
+                helpers: Default::default(),
             }
         })
         .collect()
@@ -401,10 +426,18 @@ mod tests {
         assert!(!unpriv.privileged);
         let both = Annotations::parse(["comment:test_expect_failure_unpriv", "comment:test_expect_success"]).unwrap();
         assert!(both.privileged && !both.expect_failure);
-        let odd =
-            Annotations::parse(["comment:test_expect_xlated=0=r0 = 1", "comment:test_prog_flags=BPF_F_SLEEPABLE"])
-                .unwrap();
-        assert_eq!(odd.unsupported, ["__xlated"]);
+        let odd = Annotations::parse([
+            "comment:test_expect_xlated=0=0: r0 = 1",
+            "comment:test_expect_xlated=1=1: exit",
+            "comment:test_expect_xlated=2=...",
+            "comment:test_expect_xlated=3=r0 = 2",
+            "comment:test_jited=0=nop",
+            "comment:test_prog_flags=BPF_F_SLEEPABLE",
+        ])
+        .unwrap();
+        assert_eq!(odd.unsupported, ["__jited"]);
+        let lines: Vec<(&str, bool)> = odd.xlated.iter().map(|x| (x.pattern.as_str(), x.on_next_line)).collect();
+        assert_eq!(lines, [("0: r0 = 1", true), ("1: exit", true), ("r0 = 2", false)], "`...` frees the next one");
         assert_eq!(odd.prog_flags, TESTING_PROG_FLAGS | BPF_F_SLEEPABLE, "on top of test_loader's own");
         let cleared =
             Annotations::parse(["comment:test_prog_flags=!BPF_F_TEST_RND_HI32", "comment:test_prog_flags=0x1"]);

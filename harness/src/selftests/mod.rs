@@ -12,6 +12,7 @@
 //! `variant.yaml`); a declared difference must happen, and any other difference fails.
 
 pub mod annotations;
+pub mod disasm;
 pub mod drivers;
 pub mod object;
 pub mod options;

@@ -32,6 +32,8 @@ pub struct ObservedProgram {
     pub skipped: Option<String>,
     /// The verifier log of an accepted load, when the plan asked for one.
     pub log: Option<String>,
+    /// Its instructions after the verifier's rewrites, when the plan asked for them.
+    pub xlated: Option<Vec<u64>>,
     pub errors: Vec<String>,
 }
 
@@ -91,6 +93,7 @@ impl Observed {
                 Record::Cpumasks { id, count } => entry(programs, id).cpumasks = Some(*count),
                 Record::Skipped { id, reason } => entry(programs, id).skipped = Some(reason.clone()),
                 Record::Log { id, log } => entry(programs, id).log = Some(log.clone()),
+                Record::Xlated { id, insns } => entry(programs, id).xlated = Some(insns.clone()),
                 Record::Error { id: Some(id), message } => entry(programs, id).errors.push(message.clone()),
                 Record::Error { id: None, message } => observed.global_errors.push(message.clone()),
                 Record::Done => {}

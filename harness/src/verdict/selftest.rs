@@ -6,7 +6,8 @@ use crate::host::fsutil::last_lines;
 use crate::kernel::variant::Difference;
 use crate::results::schema::{Check, Origin, ProgramResult, Summary};
 use crate::scenario::ExpectedVerdict;
-use crate::selftests::annotations::{Case, POINTER_VALUE};
+use crate::selftests::annotations::{Case, XlatedPattern, POINTER_VALUE};
+use crate::selftests::disasm;
 use crate::selftests::options;
 use crate::verdict::observed::ObservedProgram;
 use bpfh_protocol::Verdict;
@@ -50,17 +51,32 @@ fn pattern(msg: &str) -> Result<Pattern<'_>, String> {
 /// test_loader.c's `validate_msgs`: each message found after the previous one's match. Returns
 /// the first message not found (or not a valid pattern), with why.
 fn first_missing(log: &str, msgs: &[String]) -> Option<String> {
-    let mut rest = log;
-    for msg in msgs {
+    first_unmatched("log", log, msgs.iter().map(|m| (m.as_str(), false)))
+}
+
+/// `validate_msgs` over `text` (named `what`): each pattern matched after the previous match
+/// and, when it says so, on the line right after the previous match's line.
+fn first_unmatched<'a>(what: &str, text: &str, patterns: impl IntoIterator<Item = (&'a str, bool)>) -> Option<String> {
+    let mut at = 0;
+    let mut previous_line: Option<usize> = None;
+    for (msg, on_next_line) in patterns {
+        let rest = &text[at..];
         let found = match pattern(msg) {
-            Ok(Pattern::Substring(text)) => rest.find(text).map(|at| at + text.len()),
-            Ok(Pattern::Regex(re)) => re.find(rest).map(|m| m.end()),
+            Ok(Pattern::Substring(s)) => rest.find(s).map(|start| (start, start + s.len())),
+            Ok(Pattern::Regex(re)) => re.find(rest).map(|m| (m.start(), m.end())),
             Err(why) => return Some(why),
         };
-        match found {
-            Some(end) => rest = &rest[end..],
-            None => return Some(format!("the log lacks {msg:?} (after the messages before it)")),
+        let Some((start, end)) = found else {
+            return Some(format!("the {what} lacks {msg:?} (after the patterns before it)"));
+        };
+        let line = text[..at + start].matches('\n').count();
+        if let (true, Some(previous)) = (on_next_line, previous_line) {
+            if line != previous + 1 {
+                return Some(format!("the {what} has {msg:?} on line {line}, not on line {}", previous + 1));
+            }
         }
+        previous_line = Some(line);
+        at += end;
     }
     None
 }
@@ -71,6 +87,7 @@ fn meets(
     verdict: ExpectedVerdict,
     msgs: &[String],
     retval: Option<i32>,
+    xlated: (&[XlatedPattern], &[String]),
 ) -> Result<String, String> {
     match (&o.verdict, verdict) {
         (None, _) => Err("no verdict reported".into()),
@@ -89,9 +106,21 @@ fn meets(
             if let Some(why) = first_missing(o.log.as_deref().unwrap_or_default(), msgs) {
                 return Err(format!("accepted, but {why}"));
             }
-            let with_msgs = match msgs.len() {
-                0 => String::new(),
-                n => format!(" with the {n} expected messages"),
+            let (patterns, helpers) = xlated;
+            if !patterns.is_empty() {
+                let Some(insns) = &o.xlated else {
+                    return Err("accepted, but no xlated instructions were reported".into());
+                };
+                let text = disasm::text(insns, helpers);
+                let wanted = patterns.iter().map(|p| (p.pattern.as_str(), p.on_next_line));
+                if let Some(why) = first_unmatched("xlated program", &text, wanted) {
+                    return Err(format!("accepted, but {why}; it reads:\n{text}"));
+                }
+            }
+            let with_msgs = match (msgs.len(), patterns.len()) {
+                (0, 0) => String::new(),
+                (m, 0) => format!(" with the {m} expected messages"),
+                (m, x) => format!(" with the {m} expected messages and {x} xlated patterns"),
             };
             match (retval, o.ran.as_ref().map(|r| r.retval), run_errno(o)) {
                 (None, _, _) => Ok(format!("accepted{with_msgs}")),
@@ -123,13 +152,13 @@ pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) 
     let mut checks = Vec::new();
     let skipped = case.skip.clone().or_else(|| o.skipped.as_deref().map(|r| skip_reason(case, r))).or_else(|| {
         let e = &case.expected;
-        meets(o, e.verdict, &e.msgs, e.retval)
+        meets(o, e.verdict, &e.msgs, e.retval, (&case.xlated, &case.helpers))
             .err()
             .and_then(|_| options::shown(&case.lacking_options, &case.section, o))
     });
     if skipped.is_none() {
         let e = &case.expected;
-        let upstream = meets(o, e.verdict, &e.msgs, e.retval);
+        let upstream = meets(o, e.verdict, &e.msgs, e.retval, (&case.xlated, &case.helpers));
         checks.push(match (difference, upstream) {
             (None, Ok(what)) => {
                 Check { what: "upstream".into(), ok: true, detail: format!("{what}, as upstream expects") }
@@ -144,7 +173,7 @@ pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) 
                 ok: false,
                 detail: format!("{what}, as upstream expects, but the variant declares {:?} ({})", d.expect, d.reason),
             },
-            (Some(d), Err(_)) => match meets(o, d.expect, &[], None) {
+            (Some(d), Err(_)) => match meets(o, d.expect, &[], None, (&[], &[])) {
                 Ok(what) => Check {
                     what: "declared_difference".into(),
                     ok: true,
@@ -239,6 +268,7 @@ pub fn difference_for<'a>(differences: &'a [Difference], case: &Case) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::selftests::annotations::XlatedPattern;
     use crate::testing::{case, difference};
     use crate::verdict::observed::Observed;
     use bpfh_protocol::Record;
@@ -280,6 +310,27 @@ mod tests {
         assert!(!lacks.passed() && lacks.checks[0].detail.contains("lacks \"safe\""), "{:?}", lacks.checks);
         // Without a log level there is no log, as upstream: the message cannot be found.
         assert!(!evaluate(&expects, None, &[accepted]).passed());
+    }
+
+    #[test]
+    fn xlated_patterns_match_line_after_line_unless_freed() {
+        let text = "0: r1 = 1\n1: call bpf_get_smp_processor_id\n2: r0 = 0\n3: exit\n";
+        let check = |p: &[(&str, bool)]| first_unmatched("xlated program", text, p.iter().copied());
+        assert_eq!(check(&[("r1 = 1", true), ("call bpf_get_smp_processor_id", true), ("r0 = 0", true)]), None);
+        let gap = check(&[("r1 = 1", true), ("r0 = 0", true)]).unwrap();
+        assert!(gap.contains("on line 2, not on line 1"), "{gap}");
+        assert_eq!(check(&[("r1 = 1", true), ("r0 = 0", false)]), None, "after `...` any later line will do");
+        assert_eq!(check(&[("{{[0-9]}}: exit", true)]), None);
+
+        let mut expects = case(ExpectedVerdict::Accept, &[], None);
+        expects.xlated = vec![XlatedPattern { pattern: "0: r0 = 0".into(), on_next_line: true }];
+        let xlated = |imm: i32| {
+            let mov = 0xb7u64 | (u64::from(imm as u32) << 32);
+            Record::Xlated { id: "f/p".into(), insns: vec![mov, 0x95] }
+        };
+        assert!(evaluate(&expects, None, &[loaded(Verdict::Accepted), xlated(0)]).passed());
+        let other = evaluate(&expects, None, &[loaded(Verdict::Accepted), xlated(1)]);
+        assert!(!other.passed() && other.checks[0].detail.contains("0: r0 = 1"), "{:?}", other.checks);
     }
 
     #[test]

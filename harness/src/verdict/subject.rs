@@ -104,6 +104,7 @@ impl Subject {
             auxiliary,
             log_level,
             drop_caps,
+            xlated: matches!(self, Subject::Selftest { case, .. } if !case.xlated.is_empty()),
         })
     }
 
