@@ -34,7 +34,7 @@ pub fn skip_kind(reason: &str) -> &str {
         ("bpf_testmod", "needs bpf_testmod"),
         ("only unprivileged-mode", "unprivileged mode only"),
         ("__arch(", "not for x86_64"),
-        ("uses ", "annotations the harness does not check (__xlated, __jited, __btf_path)"),
+        ("uses ", "annotations the harness does not check (__jited, __btf_path)"),
         ("a freplace", "freplace/struct_ops target set up by its test"),
         ("a struct_ops", "freplace/struct_ops target set up by its test"),
         ("this kernel does not support", "a program type this kernel lacks (e.g. lsm)"),
