@@ -150,15 +150,14 @@ fn skip_reason(case: &Case, guest_reason: &str) -> String {
 /// The result of one case on a variant, with the variant's declared difference for it.
 pub fn judge(case: &Case, difference: Option<&Difference>, o: &ObservedProgram) -> ProgramResult {
     let mut checks = Vec::new();
-    let skipped = case.skip.clone().or_else(|| o.skipped.as_deref().map(|r| skip_reason(case, r))).or_else(|| {
-        let e = &case.expected;
-        meets(o, e.verdict, &e.msgs, e.retval, (&case.xlated, &case.helpers))
-            .err()
-            .and_then(|_| options::shown(&case.lacking_options, &case.section, o))
-    });
+    let e = &case.expected;
+    let upstream = meets(o, e.verdict, &e.msgs, e.retval, (&case.xlated, &case.helpers));
+    let skipped = case
+        .skip
+        .clone()
+        .or_else(|| o.skipped.as_deref().map(|r| skip_reason(case, r)))
+        .or_else(|| upstream.as_ref().err().and_then(|_| options::shown(&case.lacking_options, &case.section, o)));
     if skipped.is_none() {
-        let e = &case.expected;
-        let upstream = meets(o, e.verdict, &e.msgs, e.retval, (&case.xlated, &case.helpers));
         checks.push(match (difference, upstream) {
             (None, Ok(what)) => {
                 Check { what: "upstream".into(), ok: true, detail: format!("{what}, as upstream expects") }
@@ -268,7 +267,6 @@ pub fn difference_for<'a>(differences: &'a [Difference], case: &Case) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selftests::annotations::XlatedPattern;
     use crate::testing::{case, difference};
     use crate::verdict::observed::Observed;
     use bpfh_protocol::Record;
