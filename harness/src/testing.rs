@@ -97,7 +97,7 @@ pub fn case(verdict: ExpectedVerdict, msgs: &[&str], retval: Option<i32>) -> Cas
         prog_flags: 0,
         auxiliary: Vec::new(),
         testmod_kfuncs: Vec::new(),
-        lacking_options: Vec::new(),
+        lacking_options: Default::default(),
         drop_caps: 0,
         xlated: Vec::new(),
         helpers: Default::default(),

@@ -69,7 +69,6 @@ struct TestRun {
     call_ns: u64,
 }
 
-/// How a program of this type is timed; a program of type any is never run.
 /// How a program type's runs are timed. A program of type any runs only once, as test_loader
 /// runs it, on data, like tc.
 fn runner_for(prog_type: ProgType) -> Timing {

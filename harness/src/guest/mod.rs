@@ -11,7 +11,7 @@ use crate::kernel::build::{self, in_use_lock, KernelBuild};
 use crate::kernel::source::KernelSource;
 use crate::kernel::variant::Variant;
 use crate::scenario::Scenario;
-use crate::selftests::annotations::{cases, check_differences, object_name};
+use crate::selftests::annotations::{cases, check_differences, object_name, FileContext};
 use crate::selftests::disasm;
 use crate::selftests::drivers::Drivers;
 use crate::selftests::object::{externs, programs};
@@ -76,28 +76,30 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
         let files = &inputs.scenario.upstream;
         let mut uncompiled = Vec::new();
         let drivers = Drivers::read(&kernel.tree.join(SELFTESTS_DIR))?;
-        let helpers = std::sync::Arc::new(disasm::helper_names(&kernel.tree)?);
+        let helpers = Arc::new(disasm::helper_names(&kernel.tree)?);
         let dotconfig = kernel.objdir.join(".config");
-        let lacking = options::lacking(&anyhow::Context::with_context(std::fs::read_to_string(&dotconfig), || {
-            format!("reading {}", dotconfig.display())
-        })?);
+        let lacking: Arc<[_]> =
+            options::lacking(&anyhow::Context::with_context(std::fs::read_to_string(&dotconfig), || {
+                format!("reading {}", dotconfig.display())
+            })?)
+            .into();
         for (file, compiled) in
             files.iter().zip(objects::compile_selftests(sink, inputs.cache, inputs.source, kernel, files)?)
         {
             match compiled {
                 Ok((name, object)) => {
                     debug_assert_eq!(name, object_name(file));
-                    let testmod: Vec<String> =
-                        externs(&object)?.into_iter().filter(|e| drivers.testmod_kfuncs.contains(e)).collect();
-                    let mut file_cases = cases(file, &programs(&object)?, &drivers.of(file), &testmod);
-                    for case in &mut file_cases {
-                        case.lacking_options = lacking.clone();
-                        case.drop_caps = drivers.dropped_caps(file);
-                        if !case.xlated.is_empty() {
-                            case.helpers = helpers.clone();
-                        }
-                    }
-                    all.extend(file_cases);
+                    let context = FileContext {
+                        driver: drivers.of(file),
+                        testmod_kfuncs: externs(&object)?
+                            .into_iter()
+                            .filter(|e| drivers.testmod_kfuncs.contains(e))
+                            .collect(),
+                        drop_caps: drivers.dropped_caps(file),
+                        lacking_options: lacking.clone(),
+                        helpers: helpers.clone(),
+                    };
+                    all.extend(cases(file, &programs(&object)?, &context));
                     objects.push((name, object));
                 }
                 Err(error) => uncompiled.push(Subject::uncompiled(file, error)),

@@ -8,6 +8,7 @@ use crate::scenario::ExpectedVerdict;
 use crate::selftests::drivers::{Driver, DRIVER_SET_UP};
 use crate::selftests::options::Needs;
 use bpfh_protocol::ProgType;
+use std::sync::Arc;
 
 /// test_loader.c's `POINTER_VALUE`: a `__retval` that accepts any return value.
 pub const POINTER_VALUE: i32 = 0xcafe4a;
@@ -222,13 +223,39 @@ pub struct Case {
     pub testmod_kfuncs: Vec<String>,
     /// Options this kernel lacks that some selftests need: a failure that shows one is a skip
     /// naming it.
-    pub lacking_options: Vec<Needs>,
+    pub lacking_options: Arc<[Needs]>,
     /// Capabilities upstream's driver drops before loading it (a mask of `CAP_*` bits).
     pub drop_caps: u64,
     /// `__xlated` patterns.
     pub xlated: Vec<XlatedPattern>,
-    /// Helper names by id, to disassemble the program (only for a case with `__xlated`).
-    pub helpers: std::sync::Arc<Vec<String>>,
+    /// Helper names by id, to disassemble the program for `__xlated`.
+    pub helpers: Arc<Vec<String>>,
+}
+
+/// What the cases of one file share: who runs the file upstream, and what the object, the tree
+/// and this kernel provide.
+#[derive(Debug, Clone)]
+pub struct FileContext {
+    pub driver: Driver,
+    /// The kfuncs the object calls that `bpf_testmod` provides.
+    pub testmod_kfuncs: Vec<String>,
+    /// Capabilities the driver drops before loading (a mask of `CAP_*` bits).
+    pub drop_caps: u64,
+    pub lacking_options: Arc<[Needs]>,
+    pub helpers: Arc<Vec<String>>,
+}
+
+impl FileContext {
+    /// A file `driver` runs, with nothing else known.
+    pub fn of(driver: Driver) -> FileContext {
+        FileContext {
+            driver,
+            testmod_kfuncs: Vec::new(),
+            drop_caps: 0,
+            lacking_options: Arc::default(),
+            helpers: Arc::default(),
+        }
+    }
 }
 
 /// The program type the runner names for a section (libbpf's names), if it has one; a program
@@ -273,10 +300,9 @@ fn file_skip(driver: &Driver) -> Option<String> {
     }
 }
 
-/// The cases of one file's programs, judged as `driver` judges them upstream; `__auxiliary`
-/// programs are not cases: they are loaded beside each case, as upstream does. `testmod_kfuncs`:
-/// the kfuncs the object calls that `bpf_testmod` provides.
-pub fn cases(file: &str, programs: &[Program], driver: &Driver, testmod_kfuncs: &[String]) -> Vec<Case> {
+/// The cases of one file's programs, judged as its driver judges them upstream; `__auxiliary`
+/// programs are not cases: they are loaded beside each case, as upstream does.
+pub fn cases(file: &str, programs: &[Program], context: &FileContext) -> Vec<Case> {
     let stem = file.trim_end_matches(".c");
     // Loaded beside every case in privileged mode, as test_loader does.
     let auxiliary: Vec<String> = programs
@@ -284,48 +310,45 @@ pub fn cases(file: &str, programs: &[Program], driver: &Driver, testmod_kfuncs: 
         .filter(|p| p.annotations.auxiliary && p.annotations.privileged)
         .map(|p| p.name.clone())
         .collect();
-    let whole_file = file_skip(driver);
+    let whole_file = file_skip(&context.driver);
     programs
         .iter()
         .filter(|p| !p.annotations.auxiliary)
         .map(|p| {
             let a = &p.annotations;
-            let mut expected = Expected {
-                verdict: if a.expect_failure { ExpectedVerdict::Reject } else { ExpectedVerdict::Accept },
-                msgs: a.msgs.clone(),
-                retval: a.retval.filter(|_| !a.expect_failure),
-            };
-            // test_loader runs only what it expects to load.
-            let mut run = expected.retval.map(|_| RunAs::TestLoader);
-            let mut skip = whole_file.clone().or_else(|| skip_reason(p)).or_else(|| testmod_attach(&p.section));
-            match driver {
+            let (expected, run, skip) = match &context.driver {
                 Driver::RunSuccess { driver, retvals } => {
-                    expected = Expected { verdict: ExpectedVerdict::Accept, msgs: Vec::new(), retval: None };
-                    run = None;
-                    skip = testmod_attach(&p.section);
-                    match retvals.get(&p.name) {
-                        Some(&retval) => {
-                            expected.retval = Some(retval);
-                            run = Some(RunAs::PktV4);
-                        }
-                        None => {
-                            skip = Some(format!(
-                                "not in prog_tests/{driver}'s RUN_SUCCESS table: its driver checks it by hand"
-                            ))
-                        }
-                    }
-                    if let Some((.., why)) = DRIVER_SET_UP.iter().find(|(f, prog, _)| *f == file && *prog == p.name) {
-                        skip = Some(format!("{why}, which the runner does not do"));
-                    }
+                    let retval = retvals.get(&p.name).copied();
+                    let set_up = DRIVER_SET_UP.iter().find(|(f, prog, _)| *f == file && *prog == p.name);
+                    let skip = match (set_up, retval) {
+                        (Some((.., why)), _) => Some(format!("{why}, which the runner does not do")),
+                        (None, None) => Some(format!(
+                            "not in prog_tests/{driver}'s RUN_SUCCESS table: its driver checks it by hand"
+                        )),
+                        (None, Some(_)) => testmod_attach(&p.section),
+                    };
+                    let expected = Expected { verdict: ExpectedVerdict::Accept, msgs: Vec::new(), retval };
+                    (expected, retval.map(|_| RunAs::PktV4), skip)
                 }
-                Driver::TestLoader { pre_execution: true } if run.is_some() && skip.is_none() => {
-                    skip = Some(
-                        "its __retval run needs the maps that prog_tests/verifier.c's pre-execution callback fills"
-                            .into(),
-                    );
+                _ => {
+                    let expected = Expected {
+                        verdict: if a.expect_failure { ExpectedVerdict::Reject } else { ExpectedVerdict::Accept },
+                        msgs: a.msgs.clone(),
+                        retval: a.retval.filter(|_| !a.expect_failure),
+                    };
+                    // test_loader runs only what it expects to load.
+                    let run = expected.retval.map(|_| RunAs::TestLoader);
+                    let skip = whole_file.clone().or_else(|| skip_reason(p)).or_else(|| testmod_attach(&p.section));
+                    let skip = match context.driver {
+                        Driver::TestLoader { pre_execution: true } if run.is_some() && skip.is_none() => Some(
+                            "its __retval run needs the maps that prog_tests/verifier.c's pre-execution callback fills"
+                                .into(),
+                        ),
+                        _ => skip,
+                    };
+                    (expected, run, skip)
                 }
-                _ => {}
-            }
+            };
             Case {
                 id: format!("{stem}/{}", p.name),
                 file: file.to_string(),
@@ -339,11 +362,11 @@ pub fn cases(file: &str, programs: &[Program], driver: &Driver, testmod_kfuncs: 
                 skip,
                 prog_flags: a.prog_flags,
                 auxiliary: auxiliary.clone(),
-                testmod_kfuncs: testmod_kfuncs.to_vec(),
-                lacking_options: Vec::new(),
-                drop_caps: 0,
+                testmod_kfuncs: context.testmod_kfuncs.clone(),
+                lacking_options: context.lacking_options.clone(),
+                drop_caps: context.drop_caps,
                 xlated: a.xlated.clone(),
-                helpers: Default::default(),
+                helpers: context.helpers.clone(),
             }
         })
         .collect()
@@ -463,7 +486,7 @@ mod tests {
             program("ext", "freplace/foo", &[]),
         ];
         let test_loader = Driver::TestLoader { pre_execution: false };
-        let cases = cases("demo.c", &programs, &test_loader, &[]);
+        let cases = cases("demo.c", &programs, &FileContext::of(test_loader.clone()));
         let by = |name: &str| cases.iter().find(|c| c.program == name).unwrap();
         assert_eq!(by("reject").id, "demo/reject");
         assert_eq!(by("reject").expected.verdict, ExpectedVerdict::Reject);
@@ -487,7 +510,7 @@ mod tests {
             assert!(by(skipped).skip.is_some(), "{skipped}");
         }
         let with_aux = [program("aux", "tc", &["comment:test_auxiliary"]), program("t", "tc", &[])];
-        let cases = super::cases("aux.c", &with_aux, &test_loader, &[]);
+        let cases = super::cases("aux.c", &with_aux, &FileContext::of(test_loader));
         assert_eq!(cases.len(), 1, "an auxiliary program is not a case");
         assert_eq!((cases[0].skip.as_ref(), cases[0].auxiliary.as_slice()), (None, ["aux".to_string()].as_slice()));
     }
@@ -502,21 +525,21 @@ mod tests {
             program("retval", "tc", &["comment:test_retval=1"]),
             program("testmod", "fentry/bpf_testmod_test_read", &[]),
         ];
-        let by_hand = cases("f.c", &programs, &Driver::ByHand { driver: "f.c".into() }, &[]);
+        let by_hand = cases("f.c", &programs, &FileContext::of(Driver::ByHand { driver: "f.c".into() }));
         assert!(by_hand.iter().all(|c| c.skip.as_deref().is_some_and(|s| s.contains("by hand by prog_tests/f.c"))));
-        let undriven = cases("f.c", &programs, &Driver::Undriven, &[]);
+        let undriven = cases("f.c", &programs, &FileContext::of(Driver::Undriven));
         assert!(undriven.iter().all(|c| c.skip.as_deref().is_some_and(|s| s.contains("no prog_tests/ driver"))));
 
         let retvals = [("throws".to_string(), 64), ("exception_tail_call".into(), 24)].into_iter().collect();
         let table = Driver::RunSuccess { driver: "exceptions.c".into(), retvals };
         let listed = [program("throws", "tc", &[]), program("exception_tail_call", "tc", &[]), program("x", "tc", &[])];
-        let run_success = cases("exceptions.c", &listed, &table, &[]);
+        let run_success = cases("exceptions.c", &listed, &FileContext::of(table));
         let throws = &run_success[0];
         assert_eq!((throws.run, throws.expected.retval, throws.skip.as_ref()), (Some(RunAs::PktV4), Some(64), None));
         assert!(run_success[1].skip.as_deref().unwrap().contains("jmp_table"), "set up by the driver");
         assert!(run_success[2].skip.as_deref().unwrap().contains("RUN_SUCCESS table"));
 
-        let with_callback = cases("f.c", &programs, &Driver::TestLoader { pre_execution: true }, &[]);
+        let with_callback = cases("f.c", &programs, &FileContext::of(Driver::TestLoader { pre_execution: true }));
         let by = |name: &str| with_callback.iter().find(|c| c.program == name).unwrap();
         assert!(by("retval").skip.as_deref().unwrap().contains("pre-execution callback"));
         assert!(by("reject").skip.is_none(), "a case that does not run needs no callback");

@@ -191,7 +191,8 @@ pub fn bpf_objects(subjects: &[Subject]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::host::repo;
-    use crate::selftests::annotations::cases;
+    use crate::selftests::annotations::{cases, FileContext};
+    use crate::selftests::drivers::Driver;
     use crate::testing::program;
 
     #[test]
@@ -201,8 +202,7 @@ mod tests {
             program("ret", "tc", &["comment:test_retval=TEST_DATA_LEN"]),
             program("arm", "tc", &["comment:test_arch=ARM64"]),
         ];
-        let cases =
-            cases("demo.c", &programs, &crate::selftests::drivers::Driver::TestLoader { pre_execution: false }, &[]);
+        let cases = cases("demo.c", &programs, &FileContext::of(Driver::TestLoader { pre_execution: false }));
         let subjects = of_selftests(cases.clone(), &[]);
         let plan: Vec<ProgramPlan> = subjects.iter().filter_map(|s| s.plan("v")).collect();
         assert_eq!(plan.len(), cases.iter().filter(|c| c.skip.is_none()).count());
@@ -215,8 +215,7 @@ mod tests {
         let aux_cases = crate::selftests::annotations::cases(
             "aux.c",
             &with_aux,
-            &crate::selftests::drivers::Driver::TestLoader { pre_execution: false },
-            &[],
+            &FileContext::of(Driver::TestLoader { pre_execution: false }),
         );
         let aux_plan = of_selftests(aux_cases, &[])[0].plan("v").unwrap();
         assert_eq!(aux_plan.auxiliary, ["aux"], "loaded beside the case");
