@@ -331,4 +331,30 @@ int throw_task_reg_cb(struct __sk_buff *skb)
 	return 0;
 }
 
+/* (h) A throw that is the main program's last instruction: the verifier removes the unreachable
+ * code after it, so its call returns to the end of the JITed function, and appending the hidden
+ * subprogs patches that instruction. Written in assembly, because clang always follows a call
+ * with the rest of the function. The task is in R6 when the program throws.
+ */
+SEC("tc")
+__attribute__((naked)) int throw_last_insn(void)
+{
+	asm volatile("r1 = 1;"
+		     "call %[bpf_task_from_pid];"
+		     "if r0 != 0 goto 1f;"
+		     "r0 = 1;"
+		     "exit;"
+		     "1: r6 = r0;"
+		     "r1 = 0x9;"
+		     "call %[bpf_throw];"
+		     "r1 = r6;"
+		     "call %[bpf_task_release];"
+		     "r0 = 0;"
+		     "exit;"
+		     :
+		     : [bpf_task_from_pid] "i"(bpf_task_from_pid), [bpf_throw] "i"(bpf_throw),
+		       [bpf_task_release] "i"(bpf_task_release)
+		     : "memory");
+}
+
 char LICENSE[] SEC("license") = "GPL";
