@@ -37,14 +37,14 @@ pub fn skip_kind(reason: &str) -> &str {
         ("uses ", "annotations the harness does not check (__jited, __btf_path)"),
         ("a freplace", "freplace/struct_ops target set up by its test"),
         ("a struct_ops", "freplace/struct_ops target set up by its test"),
-        ("this kernel does not support", "a program type this kernel lacks (e.g. lsm)"),
-        ("attach target not in this kernel", "an attach target this kernel lacks"),
-        ("a kfunc the object uses is not in this kernel", "a kfunc this kernel lacks (e.g. bpf_key_put: CONFIG_KEYS)"),
-        ("does not compile", "does not compile, on baseline either"),
+        ("this kernel does not support", "a program type this kernel lacks (e.g. netfilter)"),
+        ("attach target not in this kernel", "an attach target this kernel lacks (e.g. lsm/audit_rule_known)"),
         (
-            "a map the object declares cannot be created",
-            "a map type this kernel lacks (e.g. xskmap: CONFIG_XDP_SOCKETS)",
+            "a kfunc the object uses is not in this kernel",
+            "a kfunc this kernel lacks (e.g. bpf_verify_pkcs7_signature)",
         ),
+        ("does not compile", "does not compile, on baseline either"),
+        ("a map the object declares cannot be created", "a map type this kernel lacks"),
         ("needs CONFIG_", "a kernel option the base config leaves out"),
     ];
     KINDS
