@@ -191,9 +191,11 @@ fn without_interrupts(mut sample: impl FnMut() -> Result<TestRun>) -> Result<Tes
 /// Interrupts the guest has served since boot: the first number of `/proc/stat`'s `intr` line.
 fn interrupts_served() -> Result<u64> {
     let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    stat.lines()
-        .find_map(|line| line.strip_prefix("intr ")?.split_whitespace().next()?.parse().ok())
-        .context("/proc/stat has no intr line")
+    interrupts_in(&stat).context("/proc/stat has no intr line")
+}
+
+fn interrupts_in(stat: &str) -> Option<u64> {
+    stat.lines().find_map(|line| line.strip_prefix("intr ")?.split_whitespace().next()?.parse().ok())
 }
 
 /// Test runs the kernel failed: the first errno and how many.
@@ -318,6 +320,14 @@ fn internet_checksum(bytes: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interrupts_are_the_first_number_of_the_intr_line() {
+        let stat = "cpu  12 0 340 9000 0 0 3 0 0 0\ncpu0 12 0 340 9000 0 0 3 0 0 0\n\
+                    intr 48211 37 9 0 0 0 0 0 0 0\nctxt 2210\nbtime 1764770000\n";
+        assert_eq!(interrupts_in(stat), Some(48211));
+        assert_eq!(interrupts_in("cpu  1 2 3\nctxt 5\n"), None);
+    }
 
     #[test]
     fn short_packets_are_plain_ethernet_frames() {
