@@ -69,7 +69,8 @@ fn vmlinux_header(kernel: &KernelBuild, include_dir: &Path) -> anyhow::Result<()
     }
     let sh = xshell::Shell::new()?;
     let vmlinux = &kernel.vmlinux;
-    let out = xshell::cmd!(sh, "bpftool btf dump file {vmlinux} format c").ignore_status().output()?;
+    let bpftool = crate::host::prereq::bpftool()?;
+    let out = xshell::cmd!(sh, "{bpftool} btf dump file {vmlinux} format c").ignore_status().output()?;
     anyhow::ensure!(
         out.status.success(),
         "bpftool btf dump file {} failed: {}",

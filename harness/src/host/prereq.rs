@@ -3,7 +3,7 @@
 
 use crate::events::Sink;
 use crate::host::command::run_logged;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How to tell that a requirement is met.
 #[derive(Debug, Clone, Copy)]
@@ -114,9 +114,26 @@ fn toolchain_report() -> (String, bool) {
 }
 
 fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false)
+    find_command(name).is_some()
+}
+
+/// Where `name` is: on `PATH`, else in the system directories Debian installs administration
+/// tools into (bpftool is `/usr/sbin/bpftool`), which an ordinary user's `PATH` leaves out.
+pub fn find_command(name: &str) -> Option<PathBuf> {
+    const SYSTEM_DIRS: [&str; 3] = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
+    find_in(name, &std::env::var_os("PATH").unwrap_or_default(), &SYSTEM_DIRS.map(Path::new))
+}
+
+fn find_in(name: &str, path: &std::ffi::OsStr, system_dirs: &[&Path]) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .chain(system_dirs.iter().map(|dir| dir.to_path_buf()))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// bpftool's path: see [`find_command`].
+pub fn bpftool() -> anyhow::Result<PathBuf> {
+    find_command("bpftool").ok_or_else(|| anyhow::anyhow!("bpftool is not installed (package bpftool)"))
 }
 
 impl Requirement {
@@ -218,6 +235,17 @@ pub fn doctor(packaged_source: bool) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_are_found_on_path_first_then_in_the_system_directories() {
+        let (on_path, sbin) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(sbin.path().join("bpftool"), "").unwrap();
+        let path = on_path.path().as_os_str();
+        assert_eq!(find_in("bpftool", path, &[sbin.path()]), Some(sbin.path().join("bpftool")));
+        std::fs::write(on_path.path().join("bpftool"), "").unwrap();
+        assert_eq!(find_in("bpftool", path, &[sbin.path()]), Some(on_path.path().join("bpftool")));
+        assert_eq!(find_in("absent", path, &[sbin.path()]), None);
+    }
 
     #[test]
     fn rust_versions_are_read_from_rustc() {

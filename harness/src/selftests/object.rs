@@ -41,8 +41,9 @@ pub fn externs(object: &Path) -> anyhow::Result<Vec<String>> {
 /// `bpftool -j btf dump file`.
 fn decl_tags(object: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let sh = xshell::Shell::new()?;
+    let bpftool = crate::host::prereq::bpftool()?;
     let out =
-        xshell::cmd!(sh, "bpftool -j btf dump file {object}").ignore_status().output().context("running bpftool")?;
+        xshell::cmd!(sh, "{bpftool} -j btf dump file {object}").ignore_status().output().context("running bpftool")?;
     anyhow::ensure!(
         out.status.success(),
         "bpftool btf dump file {} failed: {}",
