@@ -245,8 +245,9 @@ pub struct FileContext {
     pub helpers: Arc<Vec<String>>,
 }
 
+#[cfg(test)]
 impl FileContext {
-    /// A file `driver` runs, with nothing else known.
+    /// A file `driver` runs, with nothing else known (tests build cases from it).
     pub fn of(driver: Driver) -> FileContext {
         FileContext {
             driver,
