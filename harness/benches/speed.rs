@@ -5,7 +5,10 @@
 //! - boot to the runner's first record, restored from the saved boot and booted
 //!   (`boot_seconds` of `scenario simple.yaml --only baseline`, `--cold-boot` for the latter);
 //! - a warm `scenario simple.yaml` on every variant, restored and booted;
-//! - the same with `--accel auto`, which adds the KVM verdict (remembered per host).
+//! - three scenarios on one command line (`simple.yaml branch.yaml loop.yaml`), which restore
+//!   the one saved boot of each kernel;
+//! - `simple.yaml` with `--accel auto`, which adds the KVM verdict: remembered per host, and
+//!   proved again (the remembered verdict removed first).
 //!
 //! `cargo bench -p harness --bench speed`; these are benchmarks, not tests: nothing fails on a
 //! figure.
@@ -15,12 +18,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Runs `harness scenario simple.yaml ARGS` into `results`; its wall time and the baseline's
-/// `boot_seconds`.
-fn simple(results: &Path, args: &[&str]) -> (Duration, Duration) {
+/// Runs `harness scenario SCENARIOS ARGS` into `results`; its wall time.
+fn scenarios(scenarios: &[&str], results: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     let status = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["scenario", "simple.yaml", "--results-dir"])
+        .arg("scenario")
+        .args(scenarios)
+        .arg("--results-dir")
         .arg(results)
         .args(args)
         .stdout(std::process::Stdio::null())
@@ -28,7 +32,14 @@ fn simple(results: &Path, args: &[&str]) -> (Duration, Duration) {
         .status()
         .expect("harness runs");
     let wall = start.elapsed();
-    assert!(status.success(), "harness scenario simple.yaml {args:?} failed: run it once by hand to see why");
+    assert!(status.success(), "harness scenario {scenarios:?} {args:?} failed: run it once by hand to see why");
+    wall
+}
+
+/// Runs `harness scenario simple.yaml ARGS` into `results`; its wall time and the baseline's
+/// `boot_seconds`.
+fn simple(results: &Path, args: &[&str]) -> (Duration, Duration) {
+    let wall = scenarios(&["simple.yaml"], results, args);
     let newest = std::fs::read_dir(results.join("simple"))
         .expect("a stored run")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -55,8 +66,29 @@ fn speed(c: &mut Criterion) {
             b.iter_custom(|iters| (0..iters).map(|_| simple(results.path(), args).0).sum())
         });
     }
-    group.bench_function("warm simple.yaml, every variant, --accel auto", |b| {
+    group.bench_function("warm simple.yaml branch.yaml loop.yaml, every variant, restored", |b| {
+        let three = ["simple.yaml", "branch.yaml", "loop.yaml"];
+        b.iter_custom(|iters| (0..iters).map(|_| scenarios(&three, results.path(), &["--accel", "tcg"])).sum())
+    });
+    group.bench_function("warm simple.yaml, every variant, --accel auto, verdict remembered", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| simple(results.path(), &["--accel", "auto"]).0).sum())
+    });
+    let cache = harness::host::cache::Cache::resolve(None).unwrap();
+    let verdict = harness::vm::accel::KvmMemory::in_dir(cache.root());
+    group.bench_function("warm simple.yaml, baseline, --accel auto, verdict proved again", |b| {
+        let only = ["--accel", "auto", "--only", "baseline"];
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    verdict.forget().expect("the remembered KVM verdict can be removed");
+                    simple(results.path(), &only).0
+                })
+                .sum()
+        })
+    });
+    group.bench_function("warm simple.yaml, baseline, --accel auto, verdict remembered", |b| {
+        let only = ["--accel", "auto", "--only", "baseline"];
+        b.iter_custom(|iters| (0..iters).map(|_| simple(results.path(), &only).0).sum())
     });
     group.finish();
 }

@@ -259,6 +259,7 @@ pub fn measure(
                 mode,
                 kernel: image.kernel.boot_image.clone(),
                 initrd: image.initrd.clone(),
+                payload: Some(image.payload.to_path_buf()),
                 workdir,
                 boot_timeout: scenario.boot_timeout,
                 run_timeout: scenario.run_timeout,
@@ -282,7 +283,8 @@ fn probe_kvm(sink: &dyn Sink, stages: &dyn Stages, image: &GuestImage) -> anyhow
         accel: Accel::Kvm,
         mode: Mode::Wallclock,
         kernel: image.kernel.boot_image.clone(),
-        initrd: image.probe_initrd.clone(),
+        initrd: image.initrd.clone(),
+        payload: Some(image.probe_payload.to_path_buf()),
         workdir: image.kernel.objdir.join("kvm-probe"),
         boot_timeout: KVM_PROBE_TIMEOUT,
         run_timeout: KVM_PROBE_TIMEOUT,
@@ -358,6 +360,8 @@ mod tests {
     use crate::verdict::subject;
     use bpfh_protocol::{Record, Timing, Verdict};
     use std::cell::RefCell;
+    use std::sync::Arc;
+    use tempfile::TempPath;
 
     /// Stages without kernels: `broken` does not build, `hangs` times out in the guest, a KVM
     /// probe fails unless `kvm_runs`; every other boot reports every planned program.
@@ -420,8 +424,9 @@ mod tests {
                     compiler: "gcc".into(),
                     log: dir.join("build.log"),
                 },
-                initrd: dir.join("run.cpio"),
-                probe_initrd: dir.join("probe.cpio"),
+                initrd: dir.join("runner.cpio"),
+                payload: Arc::new(TempPath::try_from_path(dir.join("run.payload.cpio")).unwrap()),
+                probe_payload: Arc::new(TempPath::try_from_path(dir.join("probe.payload.cpio")).unwrap()),
                 subjects: subject::of_scenario(&self.scenario),
                 in_use: None,
             })
@@ -429,7 +434,7 @@ mod tests {
 
         fn boot(&self, spec: &BootSpec) -> anyhow::Result<BootOutcome> {
             let name = spec.kernel.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
-            let probe = spec.initrd.ends_with("probe.cpio");
+            let probe = spec.payload.as_ref().is_some_and(|p| p.ends_with("probe.payload.cpio"));
             self.calls.borrow_mut().push(format!("{} {name}", if probe { "probe" } else { "boot" }));
             let outcome = |records: Vec<Record>, failure: Option<GuestFailure>| BootOutcome {
                 console_log: spec.workdir.join("console.log"),
@@ -580,6 +585,7 @@ mod tests {
                 mode: Mode::Wallclock,
                 kernel: not_a_kernel.clone(),
                 initrd: not_a_kernel.clone(),
+                payload: None,
                 workdir: workdir.clone(),
                 boot_timeout: KVM_PROBE_TIMEOUT,
                 run_timeout: KVM_PROBE_TIMEOUT,

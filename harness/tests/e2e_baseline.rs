@@ -73,9 +73,20 @@ fn a_restored_boot_counts_what_a_cold_boot_counts() {
     let console = std::fs::read_to_string(&restored.console_log).unwrap();
     assert!(console.starts_with("[    0.000000] Linux version"), "{}", &console[..200.min(console.len())]);
 
-    // A state QEMU cannot load is not a failure of the run: it boots, and says why.
-    let state = saved_state(&restored.build_key, "simple");
-    std::fs::write(&state, b"not a state").unwrap();
+    // Another scenario restores the same saved boot: no new boot is saved for it.
+    let state = saved_state(&restored.build_key);
+    let saved_at = std::fs::metadata(&state).unwrap().modified().unwrap();
+    let (branch, _) = support::run("branch.yaml", &icount);
+    let branch = branch.variant("baseline").unwrap();
+    assert!(branch.complete && branch.restored_boot, "{:?}", branch.failure);
+    assert_eq!(saved_state(&restored.build_key), state);
+    assert_eq!(std::fs::metadata(&state).unwrap().modified().unwrap(), saved_at, "branch.yaml saved a boot again");
+
+    // A state QEMU cannot load is not a failure of the run: it boots, and says why. (Replaced,
+    // not overwritten: a test restoring it at this moment keeps reading the good one.)
+    let bad = state.with_extension("bad");
+    std::fs::write(&bad, b"not a state").unwrap();
+    std::fs::rename(&bad, &state).unwrap();
     let (fallback, _) = support::run("simple.yaml", &icount);
     let fallback = fallback.variant("baseline").unwrap();
     assert!(fallback.complete && !fallback.restored_boot, "{:?}", fallback.failure);
@@ -84,8 +95,8 @@ fn a_restored_boot_counts_what_a_cold_boot_counts() {
     assert!(!state.exists(), "the state that could not be loaded must be removed");
 }
 
-/// The saved boot of image `scenario` in the build directory with `build_key`.
-fn saved_state(build_key: &str, scenario: &str) -> std::path::PathBuf {
+/// The saved boot of the runner's image in the build directory with `build_key`.
+fn saved_state(build_key: &str) -> std::path::PathBuf {
     let cache = harness::host::cache::Cache::resolve(None).unwrap();
     let builds = std::fs::read_dir(cache.trees())
         .unwrap()
@@ -98,7 +109,7 @@ fn saved_state(build_key: &str, scenario: &str) -> std::path::PathBuf {
         .map(|e| e.path())
         .find(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with(&format!("{scenario}-")) && name.ends_with(".state")
+            name.starts_with("runner-icount-") && name.ends_with(".state")
         })
         .expect("a saved boot of the image")
 }

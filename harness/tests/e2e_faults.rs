@@ -196,6 +196,7 @@ fn e2e_kernel_panic_and_silent_guest_stop_qemu_and_keep_the_console() {
             mode: Mode::Wallclock,
             kernel: kernel.boot_image.clone(),
             initrd,
+            payload: None,
             workdir: dir.path().join(name),
             boot_timeout: Duration::from_secs(boot_timeout),
             run_timeout: Duration::from_secs(boot_timeout),

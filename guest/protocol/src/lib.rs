@@ -1,14 +1,17 @@
 //! The contract between the host harness and the guest runner.
 //!
-//! The host writes a [`Plan`] as JSON into the initramfs (`/plan.json`). The guest runner executes
-//! it and sends [`Record`]s back over a dedicated serial line, one per line, each prefixed with
+//! The host writes a [`Plan`] as JSON (`/plan.json`) and the BPF objects into the run's
+//! [`payload`], which the runner unpacks into its root. The runner executes the plan and sends
+//! [`Record`]s back over a dedicated serial line, one per line, each prefixed with
 //! [`RECORD_PREFIX`]. The console is never parsed for results: only this channel is.
+
+pub mod payload;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Where the plan lives inside the guest.
+/// Where the plan lives inside the guest (once the payload is unpacked).
 pub const PLAN_PATH: &str = "/plan.json";
 /// Where the BPF objects live inside the guest.
 pub const BPF_DIR: &str = "/bpf";

@@ -1,5 +1,6 @@
-//! The guest's `/init` (PID 1): runs the plan in `/plan.json` and reports [`Record`]s over the
-//! results serial line, then reboots (QEMU's `-no-reboot` turns that into an exit).
+//! The guest's `/init` (PID 1): unpacks the run's payload (from QEMU's fw_cfg), runs the plan in
+//! `/plan.json` and reports [`Record`]s over the results serial line, then reboots (QEMU's
+//! `-no-reboot` turns that into an exit).
 //!
 //! PID 1 must never die: a panicking or exiting init is a kernel panic. Every failure becomes an
 //! `Error` record, a panic included (the hook reports it, `catch_unwind` carries on).
@@ -9,6 +10,7 @@ mod faults;
 mod io;
 mod knobs;
 mod load;
+mod payload;
 mod probe;
 mod run;
 mod verifier_mem;
@@ -64,6 +66,14 @@ fn init() -> bool {
     }
     load::capture_libbpf_output();
 
+    // After the host's go: a restored guest reads the payload its QEMU was started with.
+    match payload::fetch_and_unpack(std::path::Path::new("/")) {
+        Ok(bytes) => say(&format!("payload: {bytes} bytes")),
+        Err(err) => {
+            global_error(format!("{err:#}"));
+            return false;
+        }
+    }
     let plan = match read_plan() {
         Ok(plan) => plan,
         Err(err) => {

@@ -126,9 +126,14 @@ impl Initramfs {
     }
 
     /// Writes the archive atomically, so an interrupted run never leaves a truncated image that a
-    /// later boot would use.
+    /// later boot would use; a file that already holds these bytes is left as it is (the runner's
+    /// image is shared by every run of a kernel).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        crate::host::fsutil::write_atomic(path, &self.to_bytes())
+        let bytes = self.to_bytes();
+        if std::fs::read(path).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
+        crate::host::fsutil::write_atomic(path, &bytes)
     }
 }
 
@@ -306,6 +311,24 @@ mod tests {
         let path = dir.path().join("initramfs.cpio");
         sample().write(&path).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+
+    /// The runner reads payloads with the protocol crate's reader: it sees what was added.
+    #[test]
+    fn the_runners_reader_reads_what_is_written() {
+        use bpfh_protocol::payload::{read_newc, Entry};
+        let mut payload = Initramfs::new();
+        payload.add_file("bpf/simple.bpf.o", 0o644, b"ELF".to_vec());
+        payload.add_file("plan.json", 0o600, b"{}".to_vec());
+        let bytes = payload.to_bytes();
+        assert_eq!(
+            read_newc(&bytes).unwrap(),
+            [
+                Entry::Dir { path: "bpf", mode: 0o755 },
+                Entry::File { path: "bpf/simple.bpf.o", mode: 0o644, data: b"ELF" },
+                Entry::File { path: "plan.json", mode: 0o600, data: b"{}" },
+            ]
+        );
     }
 
     #[test]

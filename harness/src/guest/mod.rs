@@ -22,15 +22,20 @@ use bpfh_protocol::{Plan, BPF_DIR, PLAN_PATH};
 use initramfs::Initramfs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tempfile::TempPath;
 
-/// A variant ready to boot: its kernel, the image for the scenario, an image that only proves
-/// the guest boots (the KVM probe), and the subjects the image's plan names.
+/// A variant ready to boot: its kernel, the initramfs (the runner alone, the same for every
+/// scenario, so that one saved boot serves them all), the run's payload for the scenario, a
+/// payload that only proves the guest boots (the KVM probe), and the subjects the plan names.
+/// The payloads are this run's own files (another run of the same scenario and kernel may
+/// carry another variant's name), removed when the image is dropped.
 #[derive(Debug, Clone)]
 pub struct GuestImage {
     pub variant: Variant,
     pub kernel: KernelBuild,
     pub initrd: PathBuf,
-    pub probe_initrd: PathBuf,
+    pub payload: Arc<TempPath>,
+    pub probe_payload: Arc<TempPath>,
     pub subjects: Vec<Subject>,
     /// A shared hold on the build directory for as long as the image lives: `cache prune`
     /// leaves it alone while a run boots from it. None where no cache is involved (tests).
@@ -121,36 +126,46 @@ pub fn prepare(sink: &dyn Sink, inputs: &Inputs, variant: &Variant) -> Result<Gu
         programs: subjects.iter().filter_map(|s| s.plan(variant.expectations().0)).collect(),
     };
     let run_dir = kernel.objdir.join("run");
-    let initrd = run_dir.join(format!("{}.cpio", inputs.scenario.name));
-    let probe_initrd = run_dir.join("kvm-probe.cpio");
+    let initrd = run_dir.join("runner.cpio");
     let probe =
         Plan { scenario: "kvm-probe".into(), probe_only: true, programs: vec![], provoke: vec![], ..plan.clone() };
-    write_image(&initrd, inputs.runner, &objects, &plan)
-        .and_then(|()| write_image(&probe_initrd, inputs.runner, &[], &probe))
+    let (payload, probe_payload) = write_runner_image(&initrd, inputs.runner)
+        .and_then(|()| Ok((write_payload(&run_dir, &objects, &plan)?, write_payload(&run_dir, &[], &probe)?)))
         .map_err(BuildError::Image)?;
     Ok(GuestImage {
         variant: variant.clone(),
         kernel: kernel.clone(),
         initrd,
-        probe_initrd,
+        payload: Arc::new(payload),
+        probe_payload: Arc::new(probe_payload),
         subjects,
         in_use: Some(Arc::new(in_use)),
     })
 }
 
-/// The runner as /init, the BPF objects (guest file name, host path) and the plan.
-fn write_image(path: &Path, runner: &Path, objects: &[(String, PathBuf)], plan: &Plan) -> anyhow::Result<()> {
+/// The initramfs: the runner as /init, and the nodes it needs before it can mount anything.
+fn write_runner_image(path: &Path, runner: &Path) -> anyhow::Result<()> {
     let mut image = Initramfs::new();
     image.add_file("init", 0o755, std::fs::read(runner)?);
     image.add_char_dev("dev/console", 0o600, 5, 1);
     for dir in ["proc", "sys"] {
         image.add_dir(dir, 0o755);
     }
+    Ok(image.write(path)?)
+}
+
+/// The run's payload, the BPF objects (guest file name, host path) and the plan, in a file of
+/// its own in `dir` (named `.tmp*`: one a killed run leaves is removed with the stale saved-boot
+/// files).
+fn write_payload(dir: &Path, objects: &[(String, PathBuf)], plan: &Plan) -> anyhow::Result<TempPath> {
+    let mut payload = Initramfs::new();
     let bpf_dir = BPF_DIR.trim_start_matches('/');
+    payload.add_dir(bpf_dir, 0o755);
     for (name, obj) in objects {
-        image.add_file(&format!("{bpf_dir}/{name}"), 0o644, std::fs::read(obj)?);
+        payload.add_file(&format!("{bpf_dir}/{name}"), 0o644, std::fs::read(obj)?);
     }
-    image.add_file(PLAN_PATH.trim_start_matches('/'), 0o644, serde_json::to_vec_pretty(plan)?);
-    image.write(path)?;
-    Ok(())
+    payload.add_file(PLAN_PATH.trim_start_matches('/'), 0o644, serde_json::to_vec_pretty(plan)?);
+    let mut file = tempfile::Builder::new().suffix(".payload.cpio").tempfile_in(dir)?;
+    std::io::Write::write_all(&mut file, &payload.to_bytes())?;
+    Ok(file.into_temp_path())
 }

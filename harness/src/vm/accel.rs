@@ -88,6 +88,14 @@ impl KvmMemory {
         (remembered.key == key).then_some(remembered.runs_guests)
     }
 
+    /// Forgets the verdict, so that the next `auto` run proves it again.
+    pub fn forget(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
+    }
+
     pub fn put(&self, key: &str, runs_guests: bool) -> anyhow::Result<()> {
         let proved = chrono::Utc::now().to_rfc3339();
         let text = serde_json::to_string_pretty(&Remembered { key: key.into(), runs_guests, proved })?;
@@ -183,6 +191,9 @@ mod tests {
         assert_eq!(memory.get("qemu 7.2 | 6.1.0 | cpu"), Some(false));
         assert_eq!(memory.get("qemu 8.0 | 6.1.0 | cpu"), None, "another QEMU proves it again");
         assert!(host_key().contains(" | "));
+        memory.forget().unwrap();
+        assert_eq!(memory.get("qemu 7.2 | 6.1.0 | cpu"), None);
+        memory.forget().expect("forgetting nothing is no error");
     }
 
     #[test]

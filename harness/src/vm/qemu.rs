@@ -5,6 +5,7 @@
 use crate::host::fsutil::{last_lines, write_atomic};
 use crate::vm::console;
 use crate::vm::snapshot::{self, Qmp, SavedBoot};
+use bpfh_protocol::payload::FW_CFG_NAME;
 use bpfh_protocol::{decode_stream, Record, WAITING};
 use serde::{Deserialize, Serialize};
 use std::fs::Permissions;
@@ -43,6 +44,13 @@ pub enum Mode {
 }
 
 impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Icount => "icount",
+            Mode::Wallclock => "wallclock",
+        }
+    }
+
     /// The unit of a duration the guest reports in this mode.
     pub fn unit(self) -> &'static str {
         match self {
@@ -58,6 +66,10 @@ pub struct BootSpec {
     pub mode: Mode,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
+    /// The run's plan and objects, which the runner reads from fw_cfg after the host's go (see
+    /// `bpfh_protocol::payload`); not part of what a saved boot is keyed by. None for an
+    /// initramfs that is not the runner's.
+    pub payload: Option<PathBuf>,
     /// Receives console.log and records.txt.
     pub workdir: PathBuf,
     /// Until the runner's first record.
@@ -167,6 +179,11 @@ pub fn qemu_args(spec: &BootSpec, records: &Path, wait: bool) -> Vec<String> {
         "-serial".into(),
         format!("file:{}", records.display()),
     ]);
+    if let Some(payload) = &spec.payload {
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = payload.display().to_string().replace(',', ",,");
+        args.extend(["-fw_cfg".into(), format!("name={FW_CFG_NAME},file={file}")]);
+    }
     args
 }
 
@@ -235,9 +252,15 @@ pub fn boot(spec: &BootSpec) -> anyhow::Result<BootOutcome> {
     })
 }
 
-/// The arguments a saved boot is keyed by: the files' paths replaced by what they are.
+/// The arguments a saved boot is keyed by: the files' paths replaced by what they are. The
+/// payload is read only after the save, so any payload's run restores the same state.
 fn key_args(spec: &BootSpec) -> Vec<String> {
-    let placeholders = BootSpec { kernel: "kernel".into(), initrd: "initrd".into(), ..spec.clone() };
+    let placeholders = BootSpec {
+        kernel: "kernel".into(),
+        initrd: "initrd".into(),
+        payload: spec.payload.as_ref().map(|_| "payload".into()),
+        ..spec.clone()
+    };
     qemu_args(&placeholders, Path::new("records"), true)
 }
 
@@ -259,7 +282,7 @@ fn qemu_command(args: Vec<String>) -> Command {
 /// once the runner says it waits.
 fn save_boot(spec: &BootSpec) -> anyhow::Result<SavedBoot> {
     let key = snapshot::key(&spec.kernel, &spec.initrd, &key_args(spec), &qemu_version())?;
-    let saved = SavedBoot::of_image(&spec.initrd, &key);
+    let saved = SavedBoot::of_image(&spec.initrd, spec.mode.name(), &key);
     if saved.exists() {
         return Ok(saved);
     }
@@ -520,6 +543,7 @@ mod tests {
             mode,
             kernel: "/k".into(),
             initrd: "/i".into(),
+            payload: Some("/p,q".into()),
             workdir: "/w".into(),
             boot_timeout: Duration::from_secs(1),
             run_timeout: Duration::from_secs(1),
@@ -536,6 +560,17 @@ mod tests {
         assert!(kvm.contains("-accel kvm") && !kvm.contains("-icount"));
         assert!(kvm.contains("panic=-1") && kvm.contains("-no-reboot") && kvm.contains("file:/r"));
         assert!(kvm.contains("-nic none") && kvm.contains("loglevel=7") && !kvm.contains("quiet"));
+        assert!(kvm.contains("-fw_cfg name=opt/bpfh/payload,file=/p,,q"), "{kvm}");
+    }
+
+    /// Every scenario's run restores the same saved boot: its key leaves the payload out.
+    #[test]
+    fn the_saved_boot_is_keyed_without_the_payload() {
+        let one = spec(Accel::Tcg, Mode::Icount);
+        let other = BootSpec { payload: Some("/elsewhere/other.payload.cpio".into()), ..one.clone() };
+        assert_eq!(key_args(&one), key_args(&other));
+        let none = BootSpec { payload: None, ..one.clone() };
+        assert_ne!(key_args(&one), key_args(&none));
     }
 
     /// A QEMU that ends at once (its "kernel" is a text file) is a failure carrying its stderr.
@@ -547,6 +582,7 @@ mod tests {
         let outcome = boot(&BootSpec {
             kernel: not_a_kernel,
             initrd: dir.path().join("vmlinux"),
+            payload: None,
             workdir: dir.path().join("boot"),
             boot_timeout: Duration::from_secs(60),
             ..spec(Accel::Tcg, Mode::Wallclock)

@@ -1,10 +1,12 @@
-//! Booting once: a guest image's boot is saved (QEMU migration to a file) where the runner waits
-//! for the host, before its first record, and every run of that image restores it instead of
-//! booting. Under icount a paused guest's clock stands still, so a restored run executes what a
-//! booted one would from that point: the same instructions, the same counts.
+//! Booting once: a kernel's boot is saved (QEMU migration to a file) where the runner waits for
+//! the host, before its first record and before it reads the run's payload, and every run on
+//! that kernel, whatever its scenario, restores it instead of booting. Under icount a paused
+//! guest's clock stands still, so a restored run executes what a booted one would from that
+//! point: the same instructions, the same counts.
 //!
-//! The saved state belongs to one kernel, one image and one QEMU command line: its key (a hash of
-//! all three and QEMU's version) is stored beside it, and a state whose key differs is made anew.
+//! The saved state belongs to one kernel, one initramfs and one QEMU command line: its key (a
+//! hash of all three and QEMU's version) names it, and a state whose key differs is made anew.
+//! States of the two measurement modes (their command lines differ) are kept side by side.
 
 use crate::host::fsutil::hash_parts;
 use anyhow::{bail, Context, Result};
@@ -22,10 +24,11 @@ pub struct SavedBoot {
 }
 
 impl SavedBoot {
-    /// The saved boot of the image `initrd` with `key` (beside the image).
-    pub fn of_image(initrd: &Path, key: &str) -> SavedBoot {
+    /// The saved boot of the image `initrd` booted as `kind` (the measurement mode) with `key`
+    /// (beside the image).
+    pub fn of_image(initrd: &Path, kind: &str, key: &str) -> SavedBoot {
         let stem = initrd.file_stem().unwrap_or_default().to_string_lossy();
-        SavedBoot { state: initrd.with_file_name(format!("{stem}-{}.state", &key[..16.min(key.len())])) }
+        SavedBoot { state: initrd.with_file_name(format!("{stem}-{kind}-{}.state", &key[..16.min(key.len())])) }
     }
 
     /// The console of the boot that was saved, which every restored run's console begins with.
@@ -45,26 +48,32 @@ impl SavedBoot {
         let _ = std::fs::remove_file(self.console_file());
     }
 
-    /// Removes the image's states saved with other keys (an older kernel or image), and
-    /// temporary files a run that died while saving left behind.
+    /// Removes the states of the same image and kind saved with other keys (an older kernel or
+    /// runner), states of other images (each scenario had its own before the runner read its
+    /// payload from fw_cfg), and temporary files a run that died left behind. The same image's
+    /// states of another kind stay.
     pub fn discard_others(&self) {
         let Some(dir) = self.state.parent() else { return };
-        let stem = self.state.file_stem().unwrap_or_default().to_string_lossy();
-        let image = stem.rsplit_once('-').map_or(&*stem, |(image, _)| image).to_string();
+        let name = self.state.file_name().unwrap_or_default().to_string_lossy();
+        let Some(this) = saved_image(&name) else { return };
+        let image_file = this.rsplit_once('-').map_or(this, |(file, _)| file);
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            let other_key = saved_image(&name) == Some(image.as_str()) && path.with_extension("state") != self.state;
+            let superseded = saved_image(&name).is_some_and(|saved| {
+                let other_key = saved == this && path.with_extension("state") != self.state;
+                other_key || !saved.starts_with(&format!("{image_file}-"))
+            });
             let abandoned = name.starts_with(".tmp") && entry.metadata().is_ok_and(|m| stale(&m));
-            if other_key || abandoned {
+            if superseded || abandoned {
                 let _ = std::fs::remove_file(path);
             }
         }
     }
 }
 
-/// The image a saved boot's file belongs to: `upstream` for `upstream-<16 hex>.state` or
-/// `.console` (not for `upstream-all-...`, which another image's).
+/// The image and kind a saved boot's file belongs to: `runner-icount` for
+/// `runner-icount-<16 hex>.state` or `.console`.
 fn saved_image(file_name: &str) -> Option<&str> {
     let stem = file_name.strip_suffix(".state").or_else(|| file_name.strip_suffix(".console"))?;
     let (image, key) = stem.rsplit_once('-')?;
@@ -230,21 +239,28 @@ mod tests {
     #[test]
     fn a_saved_boot_is_named_by_its_key_and_replaces_the_others() {
         let dir = tempfile::tempdir().unwrap();
-        let image = dir.path().join("simple.cpio");
-        let (old, new) =
-            (SavedBoot::of_image(&image, "aaaa1111bbbb2222cc"), SavedBoot::of_image(&image, "dddd1111bbbb2222"));
-        assert_eq!(old.state, dir.path().join("simple-aaaa1111bbbb2222.state"));
-        assert_eq!(old.console_file(), dir.path().join("simple-aaaa1111bbbb2222.console"));
-        // Another image whose name begins like this one's.
-        let other_image = SavedBoot::of_image(&dir.path().join("simple-more.cpio"), "aaaa1111bbbb2222");
-        for saved in [&old, &new, &other_image] {
+        let image = dir.path().join("runner.cpio");
+        let (old, new) = (
+            SavedBoot::of_image(&image, "icount", "aaaa1111bbbb2222cc"),
+            SavedBoot::of_image(&image, "icount", "dddd1111bbbb2222"),
+        );
+        assert_eq!(old.state, dir.path().join("runner-icount-aaaa1111bbbb2222.state"));
+        assert_eq!(old.console_file(), dir.path().join("runner-icount-aaaa1111bbbb2222.console"));
+        // The other kind of the same image stays; a scenario's image of old goes.
+        let other_kind = SavedBoot::of_image(&image, "wallclock", "aaaa1111bbbb2222");
+        let scenario_image = SavedBoot::of_image(&dir.path().join("simple.cpio"), "x", "aaaa1111bbbb2222");
+        let legacy = SavedBoot { state: dir.path().join("upstream-all-aaaa1111bbbb2222.state") };
+        for saved in [&old, &new, &other_kind, &scenario_image, &legacy] {
             std::fs::write(&saved.state, "state").unwrap();
             assert!(!saved.exists(), "a state without its console is not there");
             std::fs::write(saved.console_file(), "console").unwrap();
             assert!(saved.exists());
         }
+        std::fs::write(dir.path().join("runner.cpio"), "image").unwrap();
         new.discard_others();
-        assert!(!old.exists() && new.exists() && other_image.exists());
+        assert!(!old.exists() && new.exists() && other_kind.exists());
+        assert!(!scenario_image.exists() && !legacy.exists());
+        assert!(image.exists());
         new.discard();
         assert!(!new.exists());
     }
