@@ -39,6 +39,9 @@ pub struct KernelBuild {
     pub log: PathBuf,
 }
 
+/// Held by the one kernel build that runs at a time on this cache.
+const KERNEL_MAKE_LOCK: &str = "kernel-make";
+
 /// The lock on a tree: `tree-<tree hash>`, whichever variant's name the tree carries (the hash
 /// ends its directory name).
 fn tree_lock(tree_hash16: &str) -> String {
@@ -312,7 +315,11 @@ pub fn build(
             .env("CCACHE_BASEDIR", cache.root())
             .env("CCACHE_NOHASHDIR", "1");
     }
+    // `make -jN` keeps every core busy: two builds at once (two runs, or end-to-end tests side
+    // by side) would only slow each other down.
+    let compiling = cache.lock(sink, KERNEL_MAKE_LOCK)?;
     run_logged(sink, &variant.name, "building vmlinux", &mut make, &log)?;
+    drop(compiling);
 
     if !via_bzimage {
         let sh = xshell::Shell::new()?;
