@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Runs `harness scenario SCENARIOS ARGS` into `results`; its wall time.
-fn scenarios(scenarios: &[&str], results: &Path, args: &[&str]) -> Duration {
+fn run(scenarios: &[&str], results: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     let status = Command::new(env!("CARGO_BIN_EXE_harness"))
         .arg("scenario")
@@ -39,7 +39,7 @@ fn scenarios(scenarios: &[&str], results: &Path, args: &[&str]) -> Duration {
 /// Runs `harness scenario simple.yaml ARGS` into `results`; its wall time and the baseline's
 /// `boot_seconds`.
 fn simple(results: &Path, args: &[&str]) -> (Duration, Duration) {
-    let wall = scenarios(&["simple.yaml"], results, args);
+    let wall = run(&["simple.yaml"], results, args);
     let newest = std::fs::read_dir(results.join("simple"))
         .expect("a stored run")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -68,7 +68,7 @@ fn speed(c: &mut Criterion) {
     }
     group.bench_function("warm simple.yaml branch.yaml loop.yaml, every variant, restored", |b| {
         let three = ["simple.yaml", "branch.yaml", "loop.yaml"];
-        b.iter_custom(|iters| (0..iters).map(|_| scenarios(&three, results.path(), &["--accel", "tcg"])).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| run(&three, results.path(), &["--accel", "tcg"])).sum())
     });
     group.bench_function("warm simple.yaml, every variant, --accel auto, verdict remembered", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| simple(results.path(), &["--accel", "auto"]).0).sum())

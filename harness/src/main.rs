@@ -65,9 +65,9 @@ enum Command {
         /// separate, slower kernel for finding bugs, not for timings.
         #[arg(long)]
         debug_kernel: bool,
-        /// Boot every run instead of restoring the saved boot of each image (under TCG the
-        /// first run of an image boots it and saves it where the runner starts; later runs of
-        /// the same kernel and image restore that in a fraction of a second).
+        /// Boot every run instead of restoring the kernel's saved boot (under TCG the first run
+        /// on a kernel boots it and saves it where the runner waits for the host; every later
+        /// run on that kernel, whatever its scenario, restores that in a fraction of a second).
         #[arg(long)]
         cold_boot: bool,
         /// Where variants are defined (default: kernel-config/variants in the repository).

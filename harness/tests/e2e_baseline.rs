@@ -48,7 +48,7 @@ fn simple_scenario_runs_on_the_baseline_kernel() {
     assert!(baseline.console_log.is_file());
 }
 
-/// Under icount a paused guest's clock stands still: a run restored from the image's saved boot
+/// Under icount a paused guest's clock stands still: a run restored from the kernel's saved boot
 /// executes what a booted run executes, so every sample is the same count.
 #[test]
 fn a_restored_boot_counts_what_a_cold_boot_counts() {
