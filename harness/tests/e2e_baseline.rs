@@ -92,7 +92,9 @@ fn a_restored_boot_counts_what_a_cold_boot_counts() {
     assert!(fallback.complete && !fallback.restored_boot, "{:?}", fallback.failure);
     let console = std::fs::read_to_string(&fallback.console_log).unwrap();
     assert!(console.starts_with("harness: the saved boot could not be restored, booting:"), "{}", &console[..300]);
-    assert!(!state.exists(), "the state that could not be loaded must be removed");
+    // Removed; a test running beside this one on the baseline kernel may have saved a good one since.
+    let left = std::fs::read(&state).unwrap_or_default();
+    assert_ne!(left, b"not a state", "the state that could not be loaded must be removed");
 }
 
 /// The saved boot of the runner's image in the build directory with `build_key`.

@@ -283,6 +283,7 @@ fn qemu_command(args: Vec<String>) -> Command {
 fn save_boot(spec: &BootSpec) -> anyhow::Result<SavedBoot> {
     let key = snapshot::key(&spec.kernel, &spec.initrd, &key_args(spec), &qemu_version())?;
     let saved = SavedBoot::of_image(&spec.initrd, spec.mode.name(), &key);
+    let _saving = saved.lock()?;
     if saved.exists() {
         return Ok(saved);
     }

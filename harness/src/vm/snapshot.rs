@@ -42,6 +42,24 @@ impl SavedBoot {
         self.state.is_file() && self.console_file().is_file()
     }
 
+    /// Holds the image's saved boots of this kind for this process until the file is dropped:
+    /// a run that finds no state waits while another saves it, then restores it, instead of
+    /// booting too and replacing the other's state and console (they pair only by name).
+    pub fn lock(&self) -> Result<std::fs::File> {
+        let name = self.state.file_name().unwrap_or_default().to_string_lossy();
+        let image_kind =
+            saved_image(&name).with_context(|| format!("{} is no saved boot's name", self.state.display()))?;
+        let path = self.state.with_file_name(format!("{image_kind}.lock"));
+        let file = std::fs::File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock().with_context(|| format!("locking {}", path.display()))?;
+        Ok(file)
+    }
+
     /// Removes this state (one QEMU could not load) and its console.
     pub fn discard(&self) {
         let _ = std::fs::remove_file(&self.state);
@@ -263,6 +281,22 @@ mod tests {
         assert!(image.exists());
         new.discard();
         assert!(!new.exists());
+    }
+
+    #[test]
+    fn saving_an_images_boot_of_one_kind_is_one_run_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("runner.cpio");
+        let held = SavedBoot::of_image(&image, "icount", "aaaa1111bbbb2222").lock().unwrap();
+        let lock_file = dir.path().join("runner-icount.lock");
+        let other = std::fs::File::open(&lock_file).unwrap();
+        assert!(other.try_lock().is_err(), "another key's run must wait too");
+        SavedBoot::of_image(&image, "wallclock", "aaaa1111bbbb2222").lock().unwrap();
+        drop(held);
+        other.try_lock().unwrap();
+        // Not a saved boot's file: discard_others leaves it.
+        SavedBoot::of_image(&image, "icount", "dddd1111bbbb2222").discard_others();
+        assert!(lock_file.exists());
     }
 
     /// A QMP server that answers each command with the next of `answers` (events first).
