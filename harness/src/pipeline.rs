@@ -1,5 +1,5 @@
-//! Runs one scenario on its variants: sequences the stages, one variant at a time, so that a
-//! failing variant loses nothing that another produced. The stages that need a kernel (building
+//! Runs one scenario on its variants: sequences the stages so that a failing variant loses
+//! nothing that another produced. The stages that need a kernel (building
 //! an image, booting it) sit behind [`Stages`], so the ordering, pooling, not-run handling and
 //! KVM fallback are tested without one.
 
@@ -72,9 +72,9 @@ impl Options {
 }
 
 /// The stages that need a kernel: making a variant's image, and booting an image.
-pub trait Stages {
+pub trait Stages: Sync {
     fn prepare(&self, variant: &Variant) -> Result<GuestImage, BuildError>;
-    fn boot(&self, spec: &BootSpec) -> anyhow::Result<BootOutcome>;
+    fn boot(&self, variant: &str, spec: &BootSpec) -> anyhow::Result<BootOutcome>;
     fn kvm_device_usable(&self) -> bool;
     /// Whether a guest ran under KVM when this host last proved it (None: never proved).
     fn remembered_kvm(&self) -> Option<bool>;
@@ -92,7 +92,8 @@ impl Stages for Host<'_> {
         guest::prepare(self.sink, &self.inputs, variant)
     }
 
-    fn boot(&self, spec: &BootSpec) -> anyhow::Result<BootOutcome> {
+    fn boot(&self, variant: &str, spec: &BootSpec) -> anyhow::Result<BootOutcome> {
+        let _core = self.inputs.cache.guest_slot(self.sink, variant)?;
         qemu::boot(spec)
     }
 
@@ -192,7 +193,9 @@ pub struct Measured {
 
 /// Every kernel is built (and its image written) before the first measuring boot, so that
 /// wallclock boots of different variants can alternate (A B A B): slow drift of the host then
-/// spreads over every variant instead of biasing the one measured last.
+/// spreads over every variant instead of biasing the one measured last. Icount counts do not
+/// depend on what else the host runs, so there the variants' guests run side by side (as many
+/// at a time as [`crate::host::cache::guest_slots`] allows).
 pub fn measure(
     sink: &dyn Sink,
     stages: &dyn Stages,
@@ -232,29 +235,25 @@ pub fn measure(
         None => (Accel::Tcg, Mode::Icount),
     };
     let boots = accel::boots_per_variant(mode, opts.boots)?;
-    steps.add_boots(boots as usize * prepared.iter().filter(|p| p.is_ok()).count());
-    let mut outcomes: Vec<Vec<Result<BootOutcome, GuestFailure>>> = prepared.iter().map(|_| Vec::new()).collect();
-    let planned: Vec<usize> = variants
-        .iter()
-        .zip(&prepared)
-        .map(|(v, image)| {
-            image.as_ref().map_or(0, |i| i.subjects.iter().filter(|s| s.plan(v.expectations().0).is_some()).count())
-        })
-        .collect();
-    for round in 0..boots {
-        for (i, (variant, image)) in variants.iter().zip(&prepared).enumerate() {
-            let Ok(image) = image else { continue };
-            let round_label = if boots > 1 { format!(" (boot {} of {boots})", round + 1) } else { String::new() };
-            let planned = planned[i];
-            steps.begin(
-                &variant.name,
-                &format!("booting ({accel:?}, {mode:?}) and running {planned} programs{round_label}"),
-            );
-            let workdir = match boots {
-                1 => run_dir.join(&variant.name),
-                _ => run_dir.join(&variant.name).join(format!("boot{}", round + 1)),
-            };
-            let outcome = stages.boot(&BootSpec {
+    let built: Vec<(usize, &GuestImage)> =
+        prepared.iter().enumerate().filter_map(|(i, image)| Some((i, image.as_ref().ok()?))).collect();
+    steps.add_boots(boots as usize * built.len());
+    let steps = std::sync::Mutex::new(steps);
+    let boot = |i: usize, image: &GuestImage, round: u32| {
+        let variant = &variants[i];
+        let planned = image.subjects.iter().filter(|s| s.plan(variant.expectations().0).is_some()).count();
+        let round_label = if boots > 1 { format!(" (boot {} of {boots})", round + 1) } else { String::new() };
+        steps.lock().unwrap_or_else(|p| p.into_inner()).begin(
+            &variant.name,
+            &format!("booting ({accel:?}, {mode:?}) and running {planned} programs{round_label}"),
+        );
+        let workdir = match boots {
+            1 => run_dir.join(&variant.name),
+            _ => run_dir.join(&variant.name).join(format!("boot{}", round + 1)),
+        };
+        let outcome = stages.boot(
+            &variant.name,
+            &BootSpec {
                 accel,
                 mode,
                 kernel: image.kernel.boot_image.clone(),
@@ -264,13 +263,29 @@ pub fn measure(
                 boot_timeout: scenario.boot_timeout,
                 run_timeout: scenario.run_timeout,
                 restore: !opts.cold_boot,
-            });
-            if let Ok(BootOutcome { failure: Some(failure), console_log, .. }) = &outcome {
-                failures.report(variant, failure, Some(console_log));
-            }
-            outcomes[i].push(outcome.map_err(|err| failures.not_run(variant, "boot", format!("{err:#}"))));
+            },
+        );
+        if let Ok(BootOutcome { failure: Some(failure), console_log, .. }) = &outcome {
+            failures.report(variant, failure, Some(console_log));
+        }
+        outcome.map_err(|err| failures.not_run(variant, "boot", format!("{err:#}")))
+    };
+    let mut outcomes: Vec<Vec<Result<BootOutcome, GuestFailure>>> = prepared.iter().map(|_| Vec::new()).collect();
+    for round in 0..boots {
+        let round_outcomes: Vec<(usize, Result<BootOutcome, GuestFailure>)> = if mode == Mode::Icount {
+            std::thread::scope(|scope| {
+                let guests: Vec<_> =
+                    built.iter().map(|&(i, image)| scope.spawn(move || (i, boot(i, image, round)))).collect();
+                guests.into_iter().map(|guest| guest.join().expect("a boot panicked")).collect()
+            })
+        } else {
+            built.iter().map(|&(i, image)| (i, boot(i, image, round))).collect()
+        };
+        for (i, outcome) in round_outcomes {
+            outcomes[i].push(outcome);
         }
     }
+    let steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
     steps.finish();
     let results = judge(scenario, variants, source_version, &prepared, outcomes);
     Ok(Measured { accel, mode, variants: results })
@@ -279,17 +294,20 @@ pub fn measure(
 /// Boots the first image under KVM with the probe plan: does a guest really run under it?
 fn probe_kvm(sink: &dyn Sink, stages: &dyn Stages, image: &GuestImage) -> anyhow::Result<BootOutcome> {
     sink.phase(&image.variant.name, "probing whether KVM really runs a guest");
-    stages.boot(&BootSpec {
-        accel: Accel::Kvm,
-        mode: Mode::Wallclock,
-        kernel: image.kernel.boot_image.clone(),
-        initrd: image.initrd.clone(),
-        payload: Some(image.probe_payload.to_path_buf()),
-        workdir: image.kernel.objdir.join("kvm-probe"),
-        boot_timeout: KVM_PROBE_TIMEOUT,
-        run_timeout: KVM_PROBE_TIMEOUT,
-        restore: false,
-    })
+    stages.boot(
+        &image.variant.name,
+        &BootSpec {
+            accel: Accel::Kvm,
+            mode: Mode::Wallclock,
+            kernel: image.kernel.boot_image.clone(),
+            initrd: image.initrd.clone(),
+            payload: Some(image.probe_payload.to_path_buf()),
+            workdir: image.kernel.objdir.join("kvm-probe"),
+            boot_timeout: KVM_PROBE_TIMEOUT,
+            run_timeout: KVM_PROBE_TIMEOUT,
+            restore: false,
+        },
+    )
 }
 
 /// Each variant's boots judged and pooled; a variant that was not built is judged on its
@@ -359,18 +377,22 @@ mod tests {
     use crate::kernel::build::KernelBuild;
     use crate::verdict::subject;
     use bpfh_protocol::{Record, Timing, Verdict};
-    use std::cell::RefCell;
     use std::sync::Arc;
+    use std::sync::{Condvar, Mutex};
     use tempfile::TempPath;
 
     /// Stages without kernels: `broken` does not build, `hangs` times out in the guest, a KVM
-    /// probe fails unless `kvm_runs`; every other boot reports every planned program.
+    /// probe fails unless `kvm_runs`; every other boot reports every planned program. A boot
+    /// waits up to `patience` until `meet` boots have been in flight at once.
     struct Fake {
         scenario: Scenario,
         kvm_runs: bool,
-        calls: RefCell<Vec<String>>,
-        boots: RefCell<u64>,
-        remembered: RefCell<Option<bool>>,
+        calls: Mutex<Vec<String>>,
+        boots: Mutex<u64>,
+        remembered: Mutex<Option<bool>>,
+        meet: usize,
+        patience: Duration,
+        in_flight: (Mutex<(usize, usize)>, Condvar),
     }
 
     impl Fake {
@@ -379,14 +401,35 @@ mod tests {
             Fake {
                 scenario,
                 kvm_runs,
-                calls: RefCell::new(Vec::new()),
-                boots: RefCell::new(0),
-                remembered: RefCell::new(None),
+                calls: Mutex::new(Vec::new()),
+                boots: Mutex::new(0),
+                remembered: Mutex::new(None),
+                meet: 1,
+                patience: Duration::ZERO,
+                in_flight: (Mutex::new((0, 0)), Condvar::new()),
             }
         }
 
         fn calls(&self) -> Vec<String> {
-            self.calls.borrow().clone()
+            self.calls.lock().unwrap().clone()
+        }
+
+        /// The most boots that were in flight at once.
+        fn most_in_flight(&self) -> usize {
+            self.in_flight.0.lock().unwrap().1
+        }
+
+        fn enter(&self) {
+            let (lock, changed) = &self.in_flight;
+            let mut in_flight = lock.lock().unwrap();
+            in_flight.0 += 1;
+            in_flight.1 = in_flight.1.max(in_flight.0);
+            changed.notify_all();
+            drop(changed.wait_timeout_while(in_flight, self.patience, |(_, most)| *most < self.meet).unwrap());
+        }
+
+        fn leave(&self) {
+            self.in_flight.0.lock().unwrap().0 -= 1;
         }
     }
 
@@ -404,7 +447,7 @@ mod tests {
 
     impl Stages for Fake {
         fn prepare(&self, variant: &Variant) -> Result<GuestImage, BuildError> {
-            self.calls.borrow_mut().push(format!("prepare {}", variant.name));
+            self.calls.lock().unwrap().push(format!("prepare {}", variant.name));
             if variant.name == "broken" {
                 return Err(BuildError::Kernel(anyhow::anyhow!("0001-x.patch does not apply")));
             }
@@ -432,10 +475,31 @@ mod tests {
             })
         }
 
-        fn boot(&self, spec: &BootSpec) -> anyhow::Result<BootOutcome> {
-            let name = spec.kernel.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        fn boot(&self, name: &str, spec: &BootSpec) -> anyhow::Result<BootOutcome> {
             let probe = spec.payload.as_ref().is_some_and(|p| p.ends_with("probe.payload.cpio"));
-            self.calls.borrow_mut().push(format!("{} {name}", if probe { "probe" } else { "boot" }));
+            self.calls.lock().unwrap().push(format!("{} {name}", if probe { "probe" } else { "boot" }));
+            self.enter();
+            let outcome = self.outcome(name, spec, probe);
+            self.leave();
+            outcome
+        }
+
+        fn kvm_device_usable(&self) -> bool {
+            true
+        }
+
+        fn remembered_kvm(&self) -> Option<bool> {
+            *self.remembered.lock().unwrap()
+        }
+
+        fn remember_kvm(&self, runs_guests: bool) {
+            self.calls.lock().unwrap().push(format!("remember {runs_guests}"));
+            *self.remembered.lock().unwrap() = Some(runs_guests);
+        }
+    }
+
+    impl Fake {
+        fn outcome(&self, name: &str, spec: &BootSpec, probe: bool) -> anyhow::Result<BootOutcome> {
             let outcome = |records: Vec<Record>, failure: Option<GuestFailure>| BootOutcome {
                 console_log: spec.workdir.join("console.log"),
                 records,
@@ -453,14 +517,17 @@ mod tests {
                 let hang = GuestFailure::RunTimeout { seconds: 600, console_tail: "...".into() };
                 return Ok(outcome(Vec::new(), Some(hang)));
             }
-            *self.boots.borrow_mut() += 1;
-            let sample = 100 + *self.boots.borrow();
+            let sample = {
+                let mut boots = self.boots.lock().unwrap();
+                *boots += 1;
+                100 + *boots
+            };
             let mut records = vec![Record::Hello {
                 kernel_release: "6.12.117".into(),
                 runner_version: bpfh_protocol::VERSION.into(),
             }];
             for s in subject::of_scenario(&self.scenario) {
-                let plan = s.plan(&name).unwrap();
+                let plan = s.plan(name).unwrap();
                 records.push(Record::Loaded { id: plan.id.clone(), verdict: Verdict::Accepted, info: None });
                 records.push(Record::Ran {
                     id: plan.id,
@@ -477,19 +544,6 @@ mod tests {
             }
             records.push(Record::Done);
             Ok(outcome(records, None))
-        }
-
-        fn kvm_device_usable(&self) -> bool {
-            true
-        }
-
-        fn remembered_kvm(&self) -> Option<bool> {
-            *self.remembered.borrow()
-        }
-
-        fn remember_kvm(&self, runs_guests: bool) {
-            self.calls.borrow_mut().push(format!("remember {runs_guests}"));
-            *self.remembered.borrow_mut() = Some(runs_guests);
         }
     }
 
@@ -516,14 +570,29 @@ mod tests {
     }
 
     #[test]
+    fn icount_guests_run_side_by_side_and_wallclock_ones_one_at_a_time() {
+        let names = ["baseline", "mine", "theirs"];
+        let fake = Fake { meet: 3, patience: Duration::from_secs(10), ..Fake::new(true) };
+        let measured = measure_with(&fake, &Collect::default(), &names, &Options::icount("/fake".into()));
+        assert_eq!(fake.most_in_flight(), 3, "each variant's guest runs beside the others");
+        assert!(measured.variants.iter().all(|v| v.complete && v.boots == 1));
+        let samples: Vec<u64> = measured.variants.iter().map(|v| v.programs[0].samples[0]).collect();
+        assert!(samples.iter().all(|s| (101..=103).contains(s)), "each variant keeps its own boot: {samples:?}");
+
+        let fake = Fake { meet: 3, patience: Duration::from_millis(100), ..Fake::new(true) };
+        let opts = Options { accel: AccelChoice::Kvm, boots: Some(2), ..Options::icount("/fake".into()) };
+        measure_with(&fake, &Collect::default(), &names, &opts);
+        assert_eq!(fake.most_in_flight(), 1, "a wallclock guest must have the host to itself");
+    }
+
+    #[test]
     fn a_variant_that_does_not_build_or_run_is_recorded_and_the_others_go_on() {
         let fake = Fake::new(false);
         let sink = Collect::default();
         let measured = measure_with(&fake, &sink, &["broken", "baseline", "hangs"], &Options::icount("/fake".into()));
-        assert_eq!(
-            fake.calls(),
-            ["prepare broken", "prepare baseline", "prepare hangs", "boot baseline", "boot hangs"]
-        );
+        let mut calls = fake.calls();
+        calls[3..].sort();
+        assert_eq!(calls, ["prepare broken", "prepare baseline", "prepare hangs", "boot baseline", "boot hangs"]);
         let [broken, baseline, hangs] = &measured.variants[..] else { panic!("three variants") };
         assert!(!broken.complete && broken.boots == 0);
         assert!(matches!(&broken.failure, Some(GuestFailure::NotRun { stage, error })
@@ -532,7 +601,7 @@ mod tests {
         assert!(broken.programs.iter().all(|p| !p.passed()));
         assert!(baseline.complete && baseline.boots == 1);
         assert!(!hangs.complete && matches!(hangs.failure, Some(GuestFailure::RunTimeout { .. })));
-        let failures: Vec<String> = sink
+        let mut failures: Vec<String> = sink
             .events()
             .iter()
             .filter_map(|e| match e {
@@ -541,6 +610,7 @@ mod tests {
             })
             .collect();
         assert_eq!(failures.len(), 2, "{failures:?}");
+        failures.sort();
         assert!(failures[0].starts_with("broken: not run: the build failed: kernel: "), "{failures:?}");
         assert!(failures[1].starts_with("hangs: guest failed: the runner did not finish"), "{failures:?}");
     }

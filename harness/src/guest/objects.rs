@@ -120,7 +120,13 @@ fn words<const N: usize>(parts: [&dyn AsRef<std::ffi::OsStr>; N]) -> Vec<std::ff
 }
 
 /// Compiles `objects` (names of guest/bpf/<name>.bpf.c) for one variant; returns each object's
-/// file name in the guest (`<name>.bpf.o`) and its path.
+/// file name in the guest (`<name>.bpf.o`) and its path. An object is compiled again only when
+/// its recipe changed: the tools, clang's arguments, or any file clang read for it (its `-MD`
+/// list: the source, guest/bpf's headers, libbpf's, the variant's vmlinux.h).
+///
+/// Each object is then passed through libbpf's static linker (`bpftool gen object`, as
+/// libbpf-bootstrap and the selftests link theirs), which keeps BTF and drops the DWARF that
+/// `-g` leaves, nine tenths of the file: every object is read into the guest at every run.
 pub fn build_bpf_objects(
     sink: &dyn Sink,
     cache: &Cache,
@@ -131,11 +137,12 @@ pub fn build_bpf_objects(
     let includes = bpf_includes(sink, cache, source, kernel)?;
     let out_dir = kernel.objdir.join("bpf");
     let src_dir = repo::bpf_source_dir();
+    let bpftool = crate::host::prereq::bpftool()?;
+    let tools = format!("{}\n{}", clang_version()?, bpftool_version(&bpftool)?);
     let mut built = Vec::new();
     for name in objects {
         let src = src_dir.join(format!("{name}.bpf.c"));
         let obj = out_dir.join(format!("{name}.bpf.o"));
-        sink.phase(&kernel.variant, &format!("compiling {}", src.display()));
         let args = words([
             &"-g",
             &"-O2",
@@ -151,16 +158,109 @@ pub fn build_bpf_objects(
             &src_dir,
             &"-c",
             &src,
-            &"-o",
-            &obj,
         ]);
-        run_bpf_clang(
-            &args,
-            format_args!("{} does not compile against {}'s vmlinux.h", src.display(), kernel.variant),
-        )?;
+        let recipe = Recipe { tools: &tools, args: &args, bpftool: &bpftool, object: &obj };
+        if !recipe.is_made() {
+            sink.phase(&kernel.variant, &format!("compiling {}", src.display()));
+            recipe.make(format_args!("{} does not compile against {}'s vmlinux.h", src.display(), kernel.variant))?;
+        }
         built.push((format!("{name}.bpf.o"), obj));
     }
     Ok(built)
+}
+
+/// How one object is made (clang with `args`, then linked by `bpftool`), and whether the object
+/// there was made so. Beside `object` lie its dependency list (`.d`) and the key (`.key`) of
+/// the recipe that made it.
+#[derive(Clone, Copy)]
+struct Recipe<'a> {
+    /// The versions of clang and bpftool.
+    tools: &'a str,
+    args: &'a [std::ffi::OsString],
+    bpftool: &'a Path,
+    object: &'a Path,
+}
+
+impl Recipe<'_> {
+    fn depfile(&self) -> PathBuf {
+        self.object.with_extension("d")
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.object.with_extension("key")
+    }
+
+    /// The recipe's key with the dependencies `depfile` lists as they are now; None when one
+    /// of them cannot be read (a header that is gone).
+    fn key(&self, depfile: &Path) -> Option<String> {
+        let inputs = depfile_inputs(&std::fs::read_to_string(depfile).ok()?);
+        let mut contents = Vec::new();
+        for input in &inputs {
+            contents.push((input.as_os_str().as_encoded_bytes(), std::fs::read(input).ok()?));
+        }
+        let args = self.args.join(std::ffi::OsStr::new("\0"));
+        let mut parts = vec![("tools", self.tools.as_bytes()), ("args", args.as_encoded_bytes())];
+        for (path, text) in &contents {
+            parts.extend([("path", *path), ("text", &text[..])]);
+        }
+        Some(hash_parts(parts))
+    }
+
+    fn is_made(&self) -> bool {
+        let stored = std::fs::read_to_string(self.key_file()).ok();
+        self.object.is_file() && stored.is_some_and(|stored| Some(stored) == self.key(&self.depfile()))
+    }
+
+    /// Compiles beside the object, then renames into place, the object first: a run reading
+    /// the object while another compiles it sees a whole object, and a key that does not match
+    /// it only makes it compile again.
+    fn make(&self, what: impl std::fmt::Display) -> anyhow::Result<()> {
+        let partial = |ext: &str| self.object.with_extension(format!("{ext}.{}.partial", std::process::id()));
+        let (compiled, object, depfile) = (partial("c.o"), partial("o"), partial("d"));
+        let mut args = self.args.to_vec();
+        args.extend(words([&"-MD", &"-MF", &depfile, &"-o", &compiled]));
+        let made = run_bpf_clang(&args, what).and_then(|()| {
+            let sh = xshell::Shell::new()?;
+            let bpftool = self.bpftool;
+            let out = xshell::cmd!(sh, "{bpftool} gen object {object} {compiled}").ignore_status().output()?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            anyhow::ensure!(out.status.success(), "bpftool gen object {}: {stderr}", self.object.display());
+            let key = self.key(&depfile).context("reading the files clang listed it used")?;
+            std::fs::rename(&object, self.object)?;
+            std::fs::rename(&depfile, self.depfile())?;
+            write_atomic(&self.key_file(), key.as_bytes())?;
+            Ok(())
+        });
+        for file in [compiled, object, depfile] {
+            let _ = std::fs::remove_file(file);
+        }
+        made
+    }
+}
+
+/// The files a make-style dependency list (`target: dep dep \<newline> dep`) names after its
+/// target, with make's escaped spaces undone.
+fn depfile_inputs(text: &str) -> Vec<PathBuf> {
+    let text = text.replace("\\\n", " ");
+    let Some((_, deps)) = text.split_once(": ") else { return Vec::new() };
+    let mut inputs = Vec::new();
+    let mut word = String::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => word.push(chars.next().unwrap()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    inputs.push(PathBuf::from(std::mem::take(&mut word)));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        inputs.push(PathBuf::from(word));
+    }
+    inputs
 }
 
 /// The host compiler's system include directories, passed as `-idirafter` (the selftests
@@ -281,8 +381,66 @@ pub fn compile_selftests(
     Ok(built)
 }
 
+/// `bpftool version`'s first line: part of the guest objects' key.
+fn bpftool_version(bpftool: &Path) -> anyhow::Result<String> {
+    let out =
+        Command::new(bpftool).arg("version").output().with_context(|| format!("running {}", bpftool.display()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+}
+
 /// `clang --version`'s first line: part of every cached object's key.
 fn clang_version() -> anyhow::Result<String> {
     let out = Command::new(BPF_CLANG).arg("--version").output().with_context(|| format!("running {BPF_CLANG}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_list_names_every_file_after_its_target() {
+        let text = "/b/x.bpf.o.1.partial: /src/x.bpf.c /inc/vmlinux.h \\\n  /src/kfuncs.h /odd\\ dir/h.h\n";
+        let inputs = depfile_inputs(text);
+        let want = ["/src/x.bpf.c", "/inc/vmlinux.h", "/src/kfuncs.h", "/odd dir/h.h"];
+        assert_eq!(inputs, want.map(PathBuf::from));
+        assert!(depfile_inputs("not a dependency list").is_empty());
+    }
+
+    /// With the real clang and bpftool: an object is reused until a header it includes changes, and a
+    /// compile that fails leaves the old object and no partial file behind.
+    #[test]
+    fn an_object_is_compiled_again_only_when_what_it_is_made_of_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, header, object) = (dir.path().join("x.bpf.c"), dir.path().join("x.h"), dir.path().join("x.bpf.o"));
+        std::fs::write(&header, "#define RET 1\n").unwrap();
+        std::fs::write(&src, "#include \"x.h\"\nint f(void) { return RET; }\n").unwrap();
+        let tools = clang_version().unwrap();
+        let bpftool = crate::host::prereq::bpftool().unwrap();
+        let args = words([&"-g", &"-O2", &"-target", &"bpf", &"-c", &src]);
+        let recipe = Recipe { tools: &tools, args: &args, bpftool: &bpftool, object: &object };
+        assert!(!recipe.is_made());
+        recipe.make("x").unwrap();
+        assert!(recipe.is_made());
+        let made = std::fs::read(&object).unwrap();
+        let has = |name: &[u8]| made.windows(name.len()).any(|w| w == name);
+        assert!(has(b".BTF\0") && !has(b".debug_info"), "the linked object keeps BTF and drops DWARF");
+
+        std::fs::write(&header, "#define RET 2\n").unwrap();
+        assert!(!recipe.is_made(), "an edited header must make the object again");
+        recipe.make("x").unwrap();
+        assert!(recipe.is_made());
+        assert_ne!(std::fs::read(&object).unwrap(), made);
+        let other_args = words([&"-O1", &"-target", &"bpf", &"-c", &src]);
+        assert!(!Recipe { args: &other_args, ..recipe }.is_made());
+        assert!(!Recipe { tools: "another clang", ..recipe }.is_made());
+
+        std::fs::write(&header, "#define RET (\n").unwrap();
+        let made = std::fs::read(&object).unwrap();
+        let err = recipe.make("x does not compile").unwrap_err().to_string();
+        assert!(err.starts_with("x does not compile"), "{err}");
+        assert_eq!(std::fs::read(&object).unwrap(), made);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().ends_with(".partial")), "{left:?}");
+    }
 }

@@ -75,6 +75,26 @@ impl Cache {
         }
     }
 
+    /// A place for one guest, held until dropped, waiting while [`guest_slots`] guests run (of
+    /// this run or of another harness run on the cache: tests run side by side). A TCG guest
+    /// keeps a core busy: more guests only stretch each one's wall time towards its timeouts.
+    pub fn guest_slot(&self, sink: &dyn Sink, who: &str) -> anyhow::Result<CacheLock> {
+        let slots = guest_slots();
+        let mut said = false;
+        loop {
+            for slot in 0..slots {
+                if let Some(held) = self.try_lock(&format!("guest-{slot}"))? {
+                    return Ok(held);
+                }
+            }
+            if !said {
+                sink.phase(who, &format!("waiting for a guest to end: {slots} are running"));
+                said = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `<cache>/locks/<what>.lock`, opened (created if need be).
     fn lock_file(&self, what: &str) -> anyhow::Result<(PathBuf, File)> {
         let dir = self.root.join("locks");
@@ -158,6 +178,13 @@ pub fn disk_usage(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>)
     Ok(bytes)
 }
 
+/// How many guests may run at once: two per core. Three guests on two cores then end
+/// together, instead of the third running alone on one core after the others; the counts of
+/// icount guests do not depend on how they share the host.
+pub fn guest_slots() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Holds the cache lock until dropped.
 #[derive(Debug)]
 pub struct CacheLock {
@@ -201,5 +228,26 @@ mod tests {
         drop(first);
         rx.recv_timeout(std::time::Duration::from_secs(5)).expect("second lock taken once released");
         drop(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn there_are_two_guest_slots_per_core_and_a_freed_one_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::resolve(Some(dir.path())).unwrap();
+        let sink = std::sync::Arc::new(crate::events::Collect::default());
+        let mut held: Vec<_> = (0..guest_slots()).map(|_| cache.guest_slot(&*sink, "v").unwrap()).collect();
+        assert!(sink.events().is_empty(), "a free core is taken without waiting");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let (cache, sink) = (cache.clone(), sink.clone());
+            std::thread::spawn(move || tx.send(cache.guest_slot(&*sink, "v").unwrap()).unwrap())
+        };
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "a guest beyond the cores ran");
+        held.pop();
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the freed core is taken");
+        waiter.join().unwrap();
+        assert!(
+            matches!(&sink.events()[..], [crate::events::Event::Phase { what, .. }] if what.starts_with("waiting for a guest to end"))
+        );
     }
 }
