@@ -4,7 +4,8 @@
 //!
 //! - boot to the runner's first record, restored from the saved boot and booted
 //!   (`boot_seconds` of `scenario simple.yaml --only baseline`, `--cold-boot` for the latter);
-//! - a warm `scenario simple.yaml` on every variant, restored and booted;
+//! - a warm `scenario simple.yaml` on every variant, restored and booted, and on the three
+//!   variants of the first comparison (baseline, exception-unwind, runtime-tracking), restored;
 //! - three scenarios on one command line (`simple.yaml branch.yaml loop.yaml`), which restore
 //!   the one saved boot of each kernel;
 //! - `simple.yaml` with `--accel auto`, which adds the KVM verdict: remembered per host, and
@@ -66,6 +67,11 @@ fn speed(c: &mut Criterion) {
             b.iter_custom(|iters| (0..iters).map(|_| simple(results.path(), args).0).sum())
         });
     }
+    group.bench_function("warm simple.yaml, three variants, restored", |b| {
+        let three =
+            ["--accel", "tcg", "--only", "baseline", "--only", "exception-unwind", "--only", "runtime-tracking"];
+        b.iter_custom(|iters| (0..iters).map(|_| simple(results.path(), &three).0).sum())
+    });
     group.bench_function("warm simple.yaml branch.yaml loop.yaml, every variant, restored", |b| {
         let three = ["simple.yaml", "branch.yaml", "loop.yaml"];
         b.iter_custom(|iters| (0..iters).map(|_| run(&three, results.path(), &["--accel", "tcg"])).sum())

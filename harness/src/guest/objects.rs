@@ -206,9 +206,12 @@ impl Recipe<'_> {
         Some(hash_parts(parts))
     }
 
+    /// Whether the object there was made by this recipe from the files as they are now, and
+    /// is still what it made (not overwritten since, by an older harness for one).
     fn is_made(&self) -> bool {
-        let stored = std::fs::read_to_string(self.key_file()).ok();
-        self.object.is_file() && stored.is_some_and(|stored| Some(stored) == self.key(&self.depfile()))
+        let Ok(stored) = std::fs::read_to_string(self.key_file()) else { return false };
+        let Ok(object) = std::fs::read(self.object) else { return false };
+        self.key(&self.depfile()).is_some_and(|key| stored == made_key(&key, &object))
     }
 
     /// Compiles beside the object, then renames into place, the object first: a run reading
@@ -226,9 +229,10 @@ impl Recipe<'_> {
             let stderr = String::from_utf8_lossy(&out.stderr);
             anyhow::ensure!(out.status.success(), "bpftool gen object {}: {stderr}", self.object.display());
             let key = self.key(&depfile).context("reading the files clang listed it used")?;
+            let made = made_key(&key, &std::fs::read(&object)?);
             std::fs::rename(&object, self.object)?;
             std::fs::rename(&depfile, self.depfile())?;
-            write_atomic(&self.key_file(), key.as_bytes())?;
+            write_atomic(&self.key_file(), made.as_bytes())?;
             Ok(())
         });
         for file in [compiled, object, depfile] {
@@ -236,6 +240,11 @@ impl Recipe<'_> {
         }
         made
     }
+}
+
+/// What a `.key` file holds: the recipe's key and the object it made.
+fn made_key(recipe: &str, object: &[u8]) -> String {
+    hash_parts([("recipe", recipe.as_bytes()), ("object", object)])
 }
 
 /// The files a make-style dependency list (`target: dep dep \<newline> dep`) names after its
@@ -431,6 +440,9 @@ mod tests {
         recipe.make("x").unwrap();
         assert!(recipe.is_made());
         assert_ne!(std::fs::read(&object).unwrap(), made);
+        std::fs::write(&object, b"overwritten").unwrap();
+        assert!(!recipe.is_made(), "an object that is not what the recipe made must be made again");
+        recipe.make("x").unwrap();
         let other_args = words([&"-O1", &"-target", &"bpf", &"-c", &src]);
         assert!(!Recipe { args: &other_args, ..recipe }.is_made());
         assert!(!Recipe { tools: "another clang", ..recipe }.is_made());
