@@ -24,6 +24,11 @@ use std::time::Duration;
 /// (on hosts with broken nested virtualisation it hangs rather than erroring).
 const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A scenario's boot timeout is for the kernels it measures: the debug kernel (KASAN, lockdep,
+/// kmemleak) takes several times as long to boot (60-100 s under TCG where the others take
+/// 10-15 s), more with other guests sharing the host.
+const DEBUG_BOOT_SLOWDOWN: u32 = 3;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub accel: AccelChoice,
@@ -260,7 +265,7 @@ pub fn measure(
                 initrd: image.initrd.clone(),
                 payload: Some(image.payload.to_path_buf()),
                 workdir,
-                boot_timeout: scenario.boot_timeout,
+                boot_timeout: scenario.boot_timeout * if opts.debug_kernel { DEBUG_BOOT_SLOWDOWN } else { 1 },
                 run_timeout: scenario.run_timeout,
                 restore: !opts.cold_boot,
             },
@@ -392,6 +397,7 @@ mod tests {
         remembered: Mutex<Option<bool>>,
         meet: usize,
         patience: Duration,
+        boot_timeouts: Mutex<Vec<Duration>>,
         in_flight: (Mutex<(usize, usize)>, Condvar),
     }
 
@@ -406,6 +412,7 @@ mod tests {
                 remembered: Mutex::new(None),
                 meet: 1,
                 patience: Duration::ZERO,
+                boot_timeouts: Mutex::new(Vec::new()),
                 in_flight: (Mutex::new((0, 0)), Condvar::new()),
             }
         }
@@ -478,6 +485,7 @@ mod tests {
         fn boot(&self, name: &str, spec: &BootSpec) -> anyhow::Result<BootOutcome> {
             let probe = spec.payload.as_ref().is_some_and(|p| p.ends_with("probe.payload.cpio"));
             self.calls.lock().unwrap().push(format!("{} {name}", if probe { "probe" } else { "boot" }));
+            self.boot_timeouts.lock().unwrap().push(spec.boot_timeout);
             self.enter();
             let outcome = self.outcome(name, spec, probe);
             self.leave();
@@ -583,6 +591,18 @@ mod tests {
         let opts = Options { accel: AccelChoice::Kvm, boots: Some(2), ..Options::icount("/fake".into()) };
         measure_with(&fake, &Collect::default(), &names, &opts);
         assert_eq!(fake.most_in_flight(), 1, "a wallclock guest must have the host to itself");
+    }
+
+    #[test]
+    fn the_debug_kernel_has_longer_to_boot() {
+        let release = Fake::new(true);
+        measure_with(&release, &Collect::default(), &["baseline"], &Options::icount("/fake".into()));
+        let debug = Fake::new(true);
+        let opts = Options { debug_kernel: true, ..Options::icount("/fake".into()) };
+        measure_with(&debug, &Collect::default(), &["baseline"], &opts);
+        let timeout = release.scenario.boot_timeout;
+        assert_eq!(*release.boot_timeouts.lock().unwrap(), [timeout]);
+        assert_eq!(*debug.boot_timeouts.lock().unwrap(), [timeout * DEBUG_BOOT_SLOWDOWN]);
     }
 
     #[test]
