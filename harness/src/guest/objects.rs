@@ -392,14 +392,17 @@ pub fn compile_selftests(
 
 /// `bpftool version`'s first line: part of the guest objects' key.
 fn bpftool_version(bpftool: &Path) -> anyhow::Result<String> {
-    let out =
-        Command::new(bpftool).arg("version").output().with_context(|| format!("running {}", bpftool.display()))?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+    first_line_of(bpftool.as_os_str(), "version")
 }
 
 /// `clang --version`'s first line: part of every cached object's key.
 fn clang_version() -> anyhow::Result<String> {
-    let out = Command::new(BPF_CLANG).arg("--version").output().with_context(|| format!("running {BPF_CLANG}"))?;
+    first_line_of(BPF_CLANG.as_ref(), "--version")
+}
+
+/// The first line `program arg` writes.
+fn first_line_of(program: &std::ffi::OsStr, arg: &str) -> anyhow::Result<String> {
+    let out = Command::new(program).arg(arg).output().with_context(|| format!("running {}", program.display()))?;
     Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
 }
 

@@ -44,11 +44,9 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Icount => "icount",
-            Mode::Wallclock => "wallclock",
-        }
+    /// The mode's name, as `--mode` takes it.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self).expect("no mode is hidden").get_name().to_string()
     }
 
     /// The unit of a duration the guest reports in this mode.
@@ -282,7 +280,7 @@ fn qemu_command(args: Vec<String>) -> Command {
 /// once the runner says it waits.
 fn save_boot(spec: &BootSpec) -> anyhow::Result<SavedBoot> {
     let key = snapshot::key(&spec.kernel, &spec.initrd, &key_args(spec), &qemu_version())?;
-    let saved = SavedBoot::of_image(&spec.initrd, spec.mode.name(), &key);
+    let saved = SavedBoot::of_image(&spec.initrd, &spec.mode.name(), &key);
     let _saving = saved.lock()?;
     if saved.exists() {
         return Ok(saved);
@@ -562,6 +560,12 @@ mod tests {
         assert!(kvm.contains("panic=-1") && kvm.contains("-no-reboot") && kvm.contains("file:/r"));
         assert!(kvm.contains("-nic none") && kvm.contains("loglevel=7") && !kvm.contains("quiet"));
         assert!(kvm.contains("-fw_cfg name=opt/bpfh/payload,file=/p,,q"), "{kvm}");
+    }
+
+    /// Saved boots are named by the mode (`runner-icount-<key>.state`).
+    #[test]
+    fn modes_are_named_as_the_command_line_names_them() {
+        assert_eq!((Mode::Icount.name(), Mode::Wallclock.name()), ("icount".into(), "wallclock".into()));
     }
 
     /// Every scenario's run restores the same saved boot: its key leaves the payload out.
