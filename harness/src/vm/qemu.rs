@@ -132,6 +132,14 @@ pub struct BootOutcome {
     pub total_seconds: f64,
 }
 
+/// The guest's TSC rate under `-icount shift=0`: QEMU's TSC is then the virtual clock, one tick
+/// per guest instruction. Left to calibrate against the PIT the kernel finds about 1000.007 MHz,
+/// and `sched_clock()` (which BPF stats time syscall programs with) then turns a delta of 202
+/// ticks into 201 or 202 ns depending on the absolute time the run started at, which depends on
+/// when the host answered the guest: the same program counted differently from run to run.
+/// Told the exact rate, the kernel converts ticks to nanoseconds one to one.
+const ICOUNT_TSC_KHZ: u32 = 1_000_000;
+
 /// QEMU's arguments; `wait`: the runner waits for the host's go on the console (a boot that is
 /// saved, and its restores, which must have the same arguments).
 pub fn qemu_args(spec: &BootSpec, records: &Path, wait: bool) -> Vec<String> {
@@ -171,7 +179,12 @@ pub fn qemu_args(spec: &BootSpec, records: &Path, wait: bool) -> Vec<String> {
         // needs no clocksource watchdog, and without one the TSC is valid for high-resolution
         // timers from the start, not only after its ~1 s refinement (a watchdog budget's timer
         // would otherwise fire at the next 4 ms tick during the first programs).
-        format!("console=ttyS0 loglevel=7 panic=-1 rdinit=/init tsc=reliable{}", if wait { " bpfh.wait" } else { "" }),
+        // tsc_early_khz under icount: see ICOUNT_TSC_KHZ.
+        format!(
+            "console=ttyS0 loglevel=7 panic=-1 rdinit=/init tsc=reliable{}{}",
+            if spec.mode == Mode::Icount { format!(" tsc_early_khz={ICOUNT_TSC_KHZ}") } else { String::new() },
+            if wait { " bpfh.wait" } else { "" }
+        ),
         "-serial".into(),
         "stdio".into(),
         "-serial".into(),
@@ -560,6 +573,17 @@ mod tests {
         assert!(kvm.contains("panic=-1") && kvm.contains("-no-reboot") && kvm.contains("file:/r"));
         assert!(kvm.contains("-nic none") && kvm.contains("loglevel=7") && !kvm.contains("quiet"));
         assert!(kvm.contains("-fw_cfg name=opt/bpfh/payload,file=/p,,q"), "{kvm}");
+    }
+
+    /// Only under icount is the TSC's rate known (one tick per instruction); a real or
+    /// host-timed TSC is left to the kernel's calibration.
+    #[test]
+    fn the_tsc_rate_is_given_only_under_icount() {
+        let joined = |s: &BootSpec| qemu_args(s, Path::new("/r"), false).join(" ");
+        assert!(joined(&spec(Accel::Tcg, Mode::Icount)).contains(" tsc_early_khz=1000000"));
+        for (accel, mode) in [(Accel::Tcg, Mode::Wallclock), (Accel::Kvm, Mode::Wallclock)] {
+            assert!(!joined(&spec(accel, mode)).contains("tsc_early_khz"), "{accel:?} {mode:?}");
+        }
     }
 
     /// Saved boots are named by the mode (`runner-icount-<key>.state`).
